@@ -1,0 +1,64 @@
+//! `switchboard train`: train the product head from `training-data/` and `intents/`.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+
+use crate::intents::Catalog;
+use crate::nlu::OUT_OF_SCOPE;
+use crate::nlu::data::{Example, load_dir};
+use crate::nlu::encoder::Encoder;
+use crate::nlu::model::head_dir;
+use crate::nlu::progress::Progress;
+use crate::nlu::train::{TrainOptions, TrainReport, train};
+
+/// Loads the product's examples and checks them against the intent catalogue: every example's
+/// intent is defined (or `out_of_scope`), and every defined intent has examples.
+pub fn product_examples(intents: &Path, data: &Path) -> anyhow::Result<Vec<Example>> {
+    let catalog = Catalog::load(intents).context("loading the intent catalogue")?;
+    let examples = load_dir(data).context("loading training data")?;
+    let used: BTreeSet<&str> = examples.iter().map(|e| e.intent.as_str()).collect();
+    let unknown: Vec<&str> = used
+        .iter()
+        .copied()
+        .filter(|i| *i != OUT_OF_SCOPE && catalog.get(i).is_none())
+        .collect();
+    if !unknown.is_empty() {
+        bail!("training data uses intents missing from intents.toml: {unknown:?}");
+    }
+    let missing: Vec<&str> = catalog
+        .intents
+        .iter()
+        .map(|i| i.name.as_str())
+        .filter(|n| !used.contains(n))
+        .collect();
+    if !missing.is_empty() {
+        bail!("intents without training examples: {missing:?}");
+    }
+    Ok(examples)
+}
+
+/// Trains and saves the product head; returns the training report.
+pub fn train_product(
+    encoder_dir: &Path,
+    head: &str,
+    intents: &Path,
+    data: &Path,
+    progress: Progress,
+    opts: Option<TrainOptions>,
+) -> anyhow::Result<TrainReport> {
+    let examples = product_examples(intents, data)?;
+    let encoder = Encoder::load(encoder_dir).context("loading the encoder")?;
+    let opts = opts.unwrap_or_default();
+    let (artifact, report) = train(&encoder, &examples, None, &opts, progress)?;
+    let dir = head_dir(encoder_dir, head);
+    artifact.save(&dir).context("saving the head")?;
+    tracing::info!(
+        dir = %dir.display(),
+        version = %artifact.meta.version,
+        seconds = report.train_seconds,
+        "trained head saved"
+    );
+    Ok(report)
+}

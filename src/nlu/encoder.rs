@@ -1,0 +1,205 @@
+//! The pretrained sentence encoder: a BERT-family transformer run with candle, tokenised with
+//! `tokenizers`, mean-pooled over the attention mask and L2-normalised, as sentence-transformers
+//! does for MiniLM and E5. No candle or tokenizers type leaves this module.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+
+use super::NluError;
+
+/// Longest input in tokens, as sentence-transformers' `max_seq_length` for these models.
+const MAX_TOKENS: usize = 256;
+/// Characters kept from one message before tokenising: more cannot reach the model anyway
+/// (256 tokens), and this bounds tokenizer time on hostile 100 KB inputs.
+const MAX_CHARS: usize = 2048;
+/// Messages per forward pass when encoding many texts.
+const CHUNK: usize = 32;
+
+/// A loaded sentence encoder.
+pub struct Encoder {
+    model: BertModel,
+    tokenizer: Tokenizer,
+    prefix: String,
+    device: Device,
+    dim: usize,
+    name: String,
+    dir: PathBuf,
+}
+
+#[derive(serde::Deserialize)]
+struct SentenceTransformersConfig {
+    #[serde(default)]
+    prompts: std::collections::HashMap<String, String>,
+    default_prompt_name: Option<String>,
+}
+
+impl Encoder {
+    /// Loads a standard Hugging Face model directory.
+    pub fn load(dir: &Path) -> Result<Self, NluError> {
+        let read = |f: &str| {
+            std::fs::read(dir.join(f)).map_err(|e| NluError::ModelFiles {
+                dir: dir.to_path_buf(),
+                detail: format!("{f}: {e}"),
+            })
+        };
+        let config: Config = serde_json::from_slice(&read("config.json")?).map_err(|e| {
+            NluError::ModelFiles {
+                dir: dir.to_path_buf(),
+                detail: format!("config.json: {e}"),
+            }
+        })?;
+        let mut tokenizer =
+            Tokenizer::from_bytes(read("tokenizer.json")?).map_err(|e| NluError::ModelFiles {
+                dir: dir.to_path_buf(),
+                detail: format!("tokenizer.json: {e}"),
+            })?;
+        // The shipped tokenizers pad to a fixed length (MiniLM: 128) or not at all; pad to the
+        // longest message in the batch instead and truncate where the model was trained.
+        let pad_token = tokenizer
+            .id_to_token(config.pad_token_id as u32)
+            .unwrap_or_else(|| "[PAD]".into());
+        tokenizer.with_padding(Some(PaddingParams {
+            strategy: PaddingStrategy::BatchLongest,
+            pad_id: config.pad_token_id as u32,
+            pad_token,
+            ..Default::default()
+        }));
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: MAX_TOKENS.min(config.max_position_embeddings),
+                ..Default::default()
+            }))
+            .map_err(|e| NluError::ModelFiles {
+                dir: dir.to_path_buf(),
+                detail: format!("truncation: {e}"),
+            })?;
+        let prefix = std::fs::read(dir.join("config_sentence_transformers.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<SentenceTransformersConfig>(&b).ok())
+            .and_then(|c| {
+                let name = c.default_prompt_name?;
+                c.prompts.get(&name).cloned()
+            })
+            .unwrap_or_default();
+        let device = Device::Cpu;
+        let weights = dir.join("model.safetensors");
+        // SAFETY-free: mmaped loading needs `unsafe`, which this crate forbids; read the file.
+        let bytes = std::fs::read(&weights).map_err(|e| NluError::ModelFiles {
+            dir: dir.to_path_buf(),
+            detail: format!("model.safetensors: {e}"),
+        })?;
+        let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, &device)?;
+        let model = BertModel::load(vb, &config)?;
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "encoder".into());
+        Ok(Self {
+            model,
+            tokenizer,
+            prefix,
+            device,
+            dim: config.hidden_size,
+            name,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Width of the sentence embedding.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The model directory's name, e.g. `multilingual-e5-small`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The model directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Embeds texts into L2-normalised vectors (row-major, `texts.len() × dim`). Texts are
+    /// grouped by length so that padding stays small; `progress` is told how many are done.
+    pub fn embed(
+        &self,
+        texts: &[&str],
+        progress: &dyn Fn(usize),
+    ) -> Result<Vec<Vec<f32>>, NluError> {
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| texts[i].len());
+        let mut out = vec![Vec::new(); texts.len()];
+        let mut done = 0;
+        for chunk in order.chunks(CHUNK) {
+            let batch: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
+            let vectors = self.embed_batch(&batch)?;
+            for (&i, v) in chunk.iter().zip(vectors) {
+                out[i] = v;
+            }
+            done += chunk.len();
+            progress(done);
+        }
+        Ok(out)
+    }
+
+    /// One forward pass over a batch.
+    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, NluError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let inputs: Vec<String> = texts
+            .iter()
+            .map(|t| format!("{}{}", self.prefix, clip(t)))
+            .collect();
+        let encodings = self
+            .tokenizer
+            .encode_batch(inputs, true)
+            .map_err(|e| NluError::Tokenize(e.to_string()))?;
+        let len = encodings.first().map_or(0, |e| e.get_ids().len());
+        let n = encodings.len();
+        let mut ids = Vec::with_capacity(n * len);
+        let mut mask = Vec::with_capacity(n * len);
+        for e in &encodings {
+            ids.extend_from_slice(e.get_ids());
+            mask.extend_from_slice(e.get_attention_mask());
+        }
+        self.device.with_context(|| {
+            let ids = Tensor::from_vec(ids, (n, len), &self.device)?;
+            let mask = Tensor::from_vec(mask, (n, len), &self.device)?;
+            let types = ids.zeros_like()?;
+            let hidden = self.model.forward(&ids, &types, Some(&mask))?;
+            let maskf = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+            let summed = hidden.broadcast_mul(&maskf)?.sum(1)?;
+            let counts = maskf.sum(1)?.clamp(1.0, f64::MAX)?;
+            let mean = summed.broadcast_div(&counts)?;
+            let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+            let normalized = mean.broadcast_div(&norm)?;
+            Ok(normalized.to_vec2::<f32>()?)
+        })
+    }
+}
+
+/// Cuts a message to at most `MAX_CHARS` characters on a character boundary.
+fn clip(text: &str) -> &str {
+    match text.char_indices().nth(MAX_CHARS) {
+        Some((i, _)) => &text[..i],
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clip;
+
+    #[test]
+    fn clip_respects_char_boundaries() {
+        let s = "退".repeat(5000);
+        assert_eq!(clip(&s).chars().count(), super::MAX_CHARS);
+        assert_eq!(clip("short"), "short");
+    }
+}

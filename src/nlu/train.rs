@@ -1,0 +1,196 @@
+//! The training pipeline: embed, fit the lexical vocabulary, train the head, calibrate and
+//! choose the out-of-scope rule on validation data, then (when validation was carved out of
+//! the training set) retrain on everything with the chosen settings.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::calibration::{Calibration, ValItem, choose_oos_rule, fit_temperature};
+use super::data::{Example, stratified_split};
+use super::encoder::Encoder;
+use super::features::{SparseVec, Vectorizer};
+use super::head::{Head, HeadParams, Row};
+use super::model::{FORMAT_VERSION, HeadArtifact, HeadMeta, neighbour_similarity};
+use super::progress::Progress;
+use super::{NluError, OUT_OF_SCOPE};
+
+/// Knobs of a training run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainOptions {
+    pub params: HeadParams,
+    /// Share of each intent held out for calibration when no validation set is given.
+    pub val_fraction: f64,
+    /// Weight of OOS recall against in-scope accuracy when choosing the threshold.
+    pub oos_weight: f32,
+    /// Neighbours averaged for the similarity score.
+    pub knn_k: usize,
+    /// Minimum document frequency of a lexical feature.
+    pub min_df: usize,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        Self {
+            params: HeadParams::default(),
+            val_fraction: 0.15,
+            oos_weight: 0.5,
+            knn_k: 3,
+            min_df: 2,
+        }
+    }
+}
+
+/// What a training run measured about itself.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainReport {
+    pub train_seconds: f64,
+    pub examples: usize,
+    pub intents: usize,
+    pub validation_examples: usize,
+    pub validation_source: String,
+}
+
+/// Texts embedded once and looked up by content.
+struct EmbeddingTable {
+    index: HashMap<String, usize>,
+    vectors: Vec<Vec<f32>>,
+}
+
+impl EmbeddingTable {
+    fn build(encoder: &Encoder, sets: &[&[Example]], progress: Progress) -> Result<Self, NluError> {
+        let unique: BTreeSet<&str> = sets.iter().flat_map(|s| s.iter().map(|e| e.text.as_str())).collect();
+        let texts: Vec<&str> = unique.into_iter().collect();
+        let bar = progress.bar(texts.len(), "encoding");
+        let vectors = encoder.embed(&texts, &|n| bar.set_position(n as u64))?;
+        bar.finish_and_clear();
+        let index = texts.iter().enumerate().map(|(i, t)| (t.to_string(), i)).collect();
+        Ok(Self { index, vectors })
+    }
+
+    fn get(&self, text: &str) -> &[f32] {
+        &self.vectors[self.index[text]]
+    }
+}
+
+/// Trains a head for `encoder` on `train`, calibrating on `val` (or on a held-out slice).
+pub fn train(
+    encoder: &Encoder,
+    train: &[Example],
+    val: Option<&[Example]>,
+    opts: &TrainOptions,
+    progress: Progress,
+) -> Result<(HeadArtifact, TrainReport), NluError> {
+    let started = Instant::now();
+    let (fit_set, val_set, retrain, source) = match val {
+        Some(v) => (train.to_vec(), v.to_vec(), false, "given validation set".to_string()),
+        None => {
+            let (kept, held) = stratified_split(train, opts.val_fraction, opts.params.seed);
+            let source = format!("{:.0}% of each training intent", opts.val_fraction * 100.0);
+            (kept, held, true, source)
+        }
+    };
+    let labels: Vec<String> = train
+        .iter()
+        .map(|e| e.intent.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let table = EmbeddingTable::build(encoder, &[train, &val_set], progress)?;
+
+    let (vectorizer, head) = fit_head(&table, &fit_set, &labels, opts, progress)?;
+    let neighbours = in_scope_embeddings(&table, &fit_set);
+    let class_of: HashMap<&str, usize> =
+        labels.iter().enumerate().map(|(i, l)| (l.as_str(), i)).collect();
+    let items: Vec<ValItem> = val_set
+        .iter()
+        .map(|e| {
+            let emb = table.get(&e.text);
+            let sparse = vectorizer.transform(&e.text);
+            let gold = class_of.get(e.intent.as_str()).copied();
+            ValItem {
+                logits: head.logits(emb, &sparse),
+                similarity: neighbour_similarity(&neighbours, emb, opts.knn_k),
+                gold,
+            }
+        })
+        .collect();
+    let temperature = fit_temperature(&items);
+    let oos_class = labels.iter().position(|l| l == OUT_OF_SCOPE);
+    let oos = choose_oos_rule(&items, temperature, oos_class, opts.oos_weight);
+
+    let (vectorizer, head, neighbours) = if retrain {
+        let (v, h) = fit_head(&table, train, &labels, opts, progress)?;
+        (v, h, in_scope_embeddings(&table, train))
+    } else {
+        (vectorizer, head, neighbours)
+    };
+    let meta = HeadMeta {
+        format_version: FORMAT_VERSION,
+        version: content_version(train, opts),
+        encoder: encoder.name().to_string(),
+        labels: labels.clone(),
+        calibration: Calibration { temperature, oos },
+        params: opts.params.clone(),
+        knn_k: opts.knn_k,
+        trained_at: chrono::Utc::now().to_rfc3339(),
+        train_examples: train.len(),
+        vectorizer,
+    };
+    let report = TrainReport {
+        train_seconds: started.elapsed().as_secs_f64(),
+        examples: train.len(),
+        intents: labels.len(),
+        validation_examples: val_set.len(),
+        validation_source: source,
+    };
+    Ok((HeadArtifact { meta, head, neighbours }, report))
+}
+
+fn fit_head(
+    table: &EmbeddingTable,
+    set: &[Example],
+    labels: &[String],
+    opts: &TrainOptions,
+    progress: Progress,
+) -> Result<(Vectorizer, Head), NluError> {
+    let texts: Vec<&str> = set.iter().map(|e| e.text.as_str()).collect();
+    let vectorizer = Vectorizer::fit(&texts, opts.min_df);
+    let sparse: Vec<SparseVec> = texts.iter().map(|t| vectorizer.transform(t)).collect();
+    let class_of: HashMap<&str, u32> =
+        labels.iter().enumerate().map(|(i, l)| (l.as_str(), i as u32)).collect();
+    let rows: Vec<Row> = set
+        .iter()
+        .zip(&sparse)
+        .map(|(e, s)| Row { dense: table.get(&e.text), sparse: s })
+        .collect();
+    let y: Vec<u32> = set.iter().map(|e| class_of[e.intent.as_str()]).collect();
+    let bar = progress.bar(opts.params.epochs, "training");
+    let head = Head::train(&rows, &y, labels.len(), vectorizer.len(), &opts.params, &|n| {
+        bar.set_position(n as u64)
+    })?;
+    bar.finish_and_clear();
+    Ok((vectorizer, head))
+}
+
+fn in_scope_embeddings(table: &EmbeddingTable, set: &[Example]) -> Vec<f32> {
+    set.iter()
+        .filter(|e| e.intent != OUT_OF_SCOPE)
+        .flat_map(|e| table.get(&e.text).iter().copied())
+        .collect()
+}
+
+fn content_version(train: &[Example], opts: &TrainOptions) -> String {
+    let mut h = Sha256::new();
+    for e in train {
+        h.update(e.intent.as_bytes());
+        h.update([0]);
+        h.update(e.text.as_bytes());
+        h.update([0]);
+    }
+    h.update(serde_json::to_vec(opts).unwrap_or_default());
+    let hex = format!("{:x}", h.finalize());
+    format!("v{FORMAT_VERSION}-{}", &hex[..12])
+}
