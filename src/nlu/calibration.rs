@@ -120,12 +120,15 @@ pub fn choose_oos_rule(
     let mut best: Option<(f32, f32, f32)> = None; // (objective, weight, threshold)
     for w10 in 0..=10 {
         let w = w10 as f32 / 10.0;
-        let mut scores: Vec<f32> = scored.iter().map(|&(_, p, s)| w * p + (1.0 - w) * s).collect();
+        let mut scores: Vec<f32> = scored
+            .iter()
+            .map(|&(_, p, s)| w * p + (1.0 - w) * s)
+            .collect();
         scores.sort_by(f32::total_cmp);
         scores.dedup();
         let step = (scores.len() / 400).max(1);
-        let candidates = std::iter::once(f32::NEG_INFINITY)
-            .chain(scores.iter().step_by(step).map(|s| s + 1e-6));
+        let candidates =
+            std::iter::once(f32::NEG_INFINITY).chain(scores.iter().step_by(step).map(|s| s + 1e-6));
         for th in candidates {
             let (mut in_ok, mut oos_ok) = (0usize, 0usize);
             for (item, &(arg, p, s)) in items.iter().zip(&scored) {
@@ -145,7 +148,11 @@ pub fn choose_oos_rule(
     let (objective, prob_weight, threshold) = best.unwrap_or((0.0, 1.0, 0.0));
     OosRule {
         prob_weight,
-        threshold: if threshold.is_finite() { threshold } else { 0.0 },
+        threshold: if threshold.is_finite() {
+            threshold
+        } else {
+            0.0
+        },
         chosen_by: format!(
             "max in-scope accuracy + {oos_weight} x OOS recall on {n_in} in-scope / {n_oos} OOS validation messages (objective {objective:.4})"
         ),
@@ -154,10 +161,10 @@ pub fn choose_oos_rule(
 
 /// Index and value of the largest element (the first on ties).
 pub fn argmax(v: &[f32]) -> (usize, f32) {
-    v.iter()
-        .copied()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |b, (i, x)| if x > b.1 { (i, x) } else { b })
+    v.iter().copied().enumerate().fold(
+        (0, f32::NEG_INFINITY),
+        |b, (i, x)| if x > b.1 { (i, x) } else { b },
+    )
 }
 
 #[cfg(test)]
@@ -181,8 +188,16 @@ mod tests {
     fn oos_rule_separates_dissimilar_messages() {
         let mut items = Vec::new();
         for _ in 0..20 {
-            items.push(ValItem { logits: vec![5.0, 0.0], similarity: 0.9, gold: Some(0) });
-            items.push(ValItem { logits: vec![0.5, 0.0], similarity: 0.3, gold: None });
+            items.push(ValItem {
+                logits: vec![5.0, 0.0],
+                similarity: 0.9,
+                gold: Some(0),
+            });
+            items.push(ValItem {
+                logits: vec![0.5, 0.0],
+                similarity: 0.3,
+                gold: None,
+            });
         }
         let rule = choose_oos_rule(&items, 1.0, None, 1.0);
         assert!(rule.score(0.99, 0.9) >= rule.threshold);
@@ -191,7 +206,11 @@ mod tests {
 
     #[test]
     fn without_oos_examples_nothing_is_rejected() {
-        let items = vec![ValItem { logits: vec![1.0, 0.0], similarity: 0.1, gold: Some(0) }];
+        let items = vec![ValItem {
+            logits: vec![1.0, 0.0],
+            similarity: 0.1,
+            gold: Some(0),
+        }];
         assert_eq!(choose_oos_rule(&items, 1.0, None, 1.0).threshold, 0.0);
     }
 }

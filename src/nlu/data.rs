@@ -148,15 +148,28 @@ mod tests {
     fn malformed_lines_are_reported_with_numbers() {
         check_malformed(b"{\"text\":\"a\",\"intent\":\"x\"}\nnot json\n", "line 2");
         check_malformed(b"{\"text\":\"a\"}\n", "line 1");
-        check_malformed(b"{\"text\":\"a\",\"intent\":\"\"}\n", "line 1: empty intent");
-        check_malformed(b"\n\n{\"text\":\"a\",\"intent\":\"x\",\"extra\":1}\n", "line 3");
-        check_malformed(b"{\"text\":\"\xff\",\"intent\":\"x\"}\n", "line 1: invalid UTF-8");
+        check_malformed(
+            b"{\"text\":\"a\",\"intent\":\"\"}\n",
+            "line 1: empty intent",
+        );
+        check_malformed(
+            b"\n\n{\"text\":\"a\",\"intent\":\"x\",\"extra\":1}\n",
+            "line 3",
+        );
+        check_malformed(
+            b"{\"text\":\"\xff\",\"intent\":\"x\"}\n",
+            "line 1: invalid UTF-8",
+        );
         check_malformed(b"{\"text\": 5, \"intent\":\"x\"}\n", "line 1");
     }
 
     #[test]
     fn blank_lines_are_fine_and_empty_files_are_not() {
-        let ok = parse_jsonl(Path::new("x"), b"\n{\"text\":\"a\",\"intent\":\"x\",\"lang\":\"en\"}\n\n").unwrap();
+        let ok = parse_jsonl(
+            Path::new("x"),
+            b"\n{\"text\":\"a\",\"intent\":\"x\",\"lang\":\"en\"}\n\n",
+        )
+        .unwrap();
         assert_eq!(ok.len(), 1);
         assert!(parse_jsonl(Path::new("x"), b"\n\n").is_err());
     }

@@ -46,12 +46,11 @@ impl Encoder {
                 detail: format!("{f}: {e}"),
             })
         };
-        let config: Config = serde_json::from_slice(&read("config.json")?).map_err(|e| {
-            NluError::ModelFiles {
+        let config: Config =
+            serde_json::from_slice(&read("config.json")?).map_err(|e| NluError::ModelFiles {
                 dir: dir.to_path_buf(),
                 detail: format!("config.json: {e}"),
-            }
-        })?;
+            })?;
         let mut tokenizer =
             Tokenizer::from_bytes(read("tokenizer.json")?).map_err(|e| NluError::ModelFiles {
                 dir: dir.to_path_buf(),

@@ -90,16 +90,28 @@ pub fn score(gold: &[&str], predicted: &[&str]) -> Metrics {
             } else {
                 0.0
             };
-            IntentScore { intent: intent.to_string(), precision, recall, f1, support }
+            IntentScore {
+                intent: intent.to_string(),
+                precision,
+                recall,
+                f1,
+                support,
+            }
         })
         .collect();
     let macro_f1 = per_intent.iter().map(|s| s.f1).sum::<f64>() / per_intent.len().max(1) as f64;
     let mut most_confused: Vec<Confusion> = confusions
         .into_iter()
-        .map(|((g, p), count)| Confusion { gold: g.into(), predicted: p.into(), count })
+        .map(|((g, p), count)| Confusion {
+            gold: g.into(),
+            predicted: p.into(),
+            count,
+        })
         .collect();
     most_confused.sort_by(|a, b| {
-        b.count.cmp(&a.count).then_with(|| (&a.gold, &a.predicted).cmp(&(&b.gold, &b.predicted)))
+        b.count
+            .cmp(&a.count)
+            .then_with(|| (&a.gold, &a.predicted).cmp(&(&b.gold, &b.predicted)))
     });
     most_confused.truncate(10);
     let (in_scope_accuracy, oos_recall) = if gold.contains(&OUT_OF_SCOPE) {

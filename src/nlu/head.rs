@@ -98,7 +98,9 @@ impl Head {
                     y.push(labels[i]);
                 }
                 let x = Tensor::from_vec(dense, (b, dim), &dev)?;
-                let mut logits = x.matmul(w_dense.as_tensor())?.broadcast_add(bias.as_tensor())?;
+                let mut logits = x
+                    .matmul(w_dense.as_tensor())?
+                    .broadcast_add(bias.as_tensor())?;
                 if !idx.is_empty() {
                     // An embedding bag: gather the rows of the features present, weight them,
                     // and add them up per message. O(nonzeros × classes), not O(features).
@@ -106,7 +108,10 @@ impl Head {
                     let idx = Tensor::from_vec(idx, n, &dev)?;
                     let val = Tensor::from_vec(val, (n, 1), &dev)?;
                     let seg = Tensor::from_vec(seg, n, &dev)?;
-                    let rows_w = w_sparse.as_tensor().index_select(&idx, 0)?.broadcast_mul(&val)?;
+                    let rows_w = w_sparse
+                        .as_tensor()
+                        .index_select(&idx, 0)?
+                        .broadcast_mul(&val)?;
                     let sparse_logits = Tensor::zeros((b, classes), DType::F32, &dev)?
                         .index_add(&seg, &rows_w, 0)?;
                     logits = (logits + sparse_logits)?;
@@ -223,9 +228,15 @@ mod tests {
         let rows: Vec<Row> = (0..20)
             .map(|i| {
                 if i % 2 == 0 {
-                    Row { dense: &dense_a, sparse: &a }
+                    Row {
+                        dense: &dense_a,
+                        sparse: &a,
+                    }
                 } else {
-                    Row { dense: &dense_b, sparse: &b }
+                    Row {
+                        dense: &dense_b,
+                        sparse: &b,
+                    }
                 }
             })
             .collect();

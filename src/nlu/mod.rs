@@ -44,6 +44,9 @@ pub struct Classification {
     pub scope_score: f32,
     /// The best intents, most likely first (the top one included).
     pub alternatives: Vec<Alternative>,
+    /// The message's sentence embedding, for retrieval (never serialised).
+    #[serde(skip)]
+    pub embedding: Vec<f32>,
 }
 
 /// Whether the classifier can answer.

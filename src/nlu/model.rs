@@ -71,8 +71,7 @@ impl HeadArtifact {
         let similarity = self.similarity(embedding);
         let rule = &self.meta.calibration.oos;
         let scope_score = rule.score(p_top, similarity);
-        let out_of_scope =
-            Some(argmax(&probs).0) == oos_class || scope_score < rule.threshold;
+        let out_of_scope = Some(argmax(&probs).0) == oos_class || scope_score < rule.threshold;
         let alternatives = ranked
             .iter()
             .take(TOP_K)
@@ -91,6 +90,7 @@ impl HeadArtifact {
             out_of_scope,
             scope_score,
             alternatives,
+            embedding: embedding.to_vec(),
         }
     }
 
@@ -104,14 +104,15 @@ impl HeadArtifact {
         std::fs::create_dir_all(parent).map_err(io(parent))?;
         let tmp = parent.join(format!(
             ".{}.tmp",
-            dir.file_name().map_or("head".into(), |n| n.to_string_lossy())
+            dir.file_name()
+                .map_or("head".into(), |n| n.to_string_lossy())
         ));
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
         }
         std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-        let json = serde_json::to_vec(&self.meta)
-            .map_err(|e| NluError::HeadFormat(e.to_string()))?;
+        let json =
+            serde_json::to_vec(&self.meta).map_err(|e| NluError::HeadFormat(e.to_string()))?;
         std::fs::write(tmp.join("head.json"), json).map_err(io(&tmp))?;
         let mut tensors: HashMap<String, Tensor> = self.head.to_tensors()?.into_iter().collect();
         let dim = self.head.dim;
@@ -150,7 +151,9 @@ impl HeadArtifact {
         let tensors = candle_core::safetensors::load(dir.join("head.safetensors"), &Device::Cpu)?;
         let head = Head::from_tensors(&tensors)?;
         if head.classes != meta.labels.len() {
-            return Err(NluError::HeadFormat("label map does not match the head".into()));
+            return Err(NluError::HeadFormat(
+                "label map does not match the head".into(),
+            ));
         }
         let neighbours = tensors
             .get("knn.embeddings")

@@ -61,12 +61,19 @@ struct EmbeddingTable {
 
 impl EmbeddingTable {
     fn build(encoder: &Encoder, sets: &[&[Example]], progress: Progress) -> Result<Self, NluError> {
-        let unique: BTreeSet<&str> = sets.iter().flat_map(|s| s.iter().map(|e| e.text.as_str())).collect();
+        let unique: BTreeSet<&str> = sets
+            .iter()
+            .flat_map(|s| s.iter().map(|e| e.text.as_str()))
+            .collect();
         let texts: Vec<&str> = unique.into_iter().collect();
         let bar = progress.bar(texts.len(), "encoding");
         let vectors = encoder.embed(&texts, &|n| bar.set_position(n as u64))?;
         bar.finish_and_clear();
-        let index = texts.iter().enumerate().map(|(i, t)| (t.to_string(), i)).collect();
+        let index = texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.to_string(), i))
+            .collect();
         Ok(Self { index, vectors })
     }
 
@@ -85,7 +92,12 @@ pub fn train(
 ) -> Result<(HeadArtifact, TrainReport), NluError> {
     let started = Instant::now();
     let (fit_set, val_set, retrain, source) = match val {
-        Some(v) => (train.to_vec(), v.to_vec(), false, "given validation set".to_string()),
+        Some(v) => (
+            train.to_vec(),
+            v.to_vec(),
+            false,
+            "given validation set".to_string(),
+        ),
         None => {
             let (kept, held) = stratified_split(train, opts.val_fraction, opts.params.seed);
             let source = format!("{:.0}% of each training intent", opts.val_fraction * 100.0);
@@ -102,8 +114,11 @@ pub fn train(
 
     let (vectorizer, head) = fit_head(&table, &fit_set, &labels, opts, progress)?;
     let neighbours = in_scope_embeddings(&table, &fit_set);
-    let class_of: HashMap<&str, usize> =
-        labels.iter().enumerate().map(|(i, l)| (l.as_str(), i)).collect();
+    let class_of: HashMap<&str, usize> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.as_str(), i))
+        .collect();
     let items: Vec<ValItem> = val_set
         .iter()
         .map(|e| {
@@ -146,7 +161,14 @@ pub fn train(
         validation_examples: val_set.len(),
         validation_source: source,
     };
-    Ok((HeadArtifact { meta, head, neighbours }, report))
+    Ok((
+        HeadArtifact {
+            meta,
+            head,
+            neighbours,
+        },
+        report,
+    ))
 }
 
 fn fit_head(
@@ -159,18 +181,29 @@ fn fit_head(
     let texts: Vec<&str> = set.iter().map(|e| e.text.as_str()).collect();
     let vectorizer = Vectorizer::fit(&texts, opts.min_df);
     let sparse: Vec<SparseVec> = texts.iter().map(|t| vectorizer.transform(t)).collect();
-    let class_of: HashMap<&str, u32> =
-        labels.iter().enumerate().map(|(i, l)| (l.as_str(), i as u32)).collect();
+    let class_of: HashMap<&str, u32> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.as_str(), i as u32))
+        .collect();
     let rows: Vec<Row> = set
         .iter()
         .zip(&sparse)
-        .map(|(e, s)| Row { dense: table.get(&e.text), sparse: s })
+        .map(|(e, s)| Row {
+            dense: table.get(&e.text),
+            sparse: s,
+        })
         .collect();
     let y: Vec<u32> = set.iter().map(|e| class_of[e.intent.as_str()]).collect();
     let bar = progress.bar(opts.params.epochs, "training");
-    let head = Head::train(&rows, &y, labels.len(), vectorizer.len(), &opts.params, &|n| {
-        bar.set_position(n as u64)
-    })?;
+    let head = Head::train(
+        &rows,
+        &y,
+        labels.len(),
+        vectorizer.len(),
+        &opts.params,
+        &|n| bar.set_position(n as u64),
+    )?;
     bar.finish_and_clear();
     Ok((vectorizer, head))
 }

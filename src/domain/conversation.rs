@@ -1,0 +1,193 @@
+//! Conversations and their messages, and the explicit state machine a conversation moves
+//! through: with the bot → waiting for a human → with a human → resolved (→ with the bot).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{ConversationId, CustomerId, Lang};
+use crate::nlu::Alternative;
+
+/// Who holds the conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationState {
+    /// The bot answers.
+    Bot,
+    /// Handed off; waiting in the human queue.
+    WaitingForHuman,
+    /// An agent has taken it.
+    WithHuman,
+    /// Closed by an agent; the next shopper message goes back to the bot.
+    Resolved,
+}
+
+/// Something that can happen to a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    Handoff,
+    AgentClaims,
+    Resolve,
+    ShopperWritesAfterResolution,
+    HandBackToBot,
+}
+
+/// A transition that the state machine does not allow.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("cannot {transition:?} a conversation that is {from:?}")]
+pub struct IllegalTransition {
+    pub from: ConversationState,
+    pub transition: Transition,
+}
+
+impl ConversationState {
+    /// The state after `t`, or why it cannot happen.
+    pub fn apply(self, t: Transition) -> Result<Self, IllegalTransition> {
+        use ConversationState::*;
+        use Transition::*;
+        match (self, t) {
+            (Bot, Handoff) => Ok(WaitingForHuman),
+            (WaitingForHuman, AgentClaims) => Ok(WithHuman),
+            (WaitingForHuman | WithHuman, Resolve) => Ok(Resolved),
+            (WithHuman | WaitingForHuman, HandBackToBot) => Ok(Bot),
+            (Resolved, ShopperWritesAfterResolution) => Ok(Bot),
+            (from, transition) => Err(IllegalTransition { from, transition }),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bot => "bot",
+            Self::WaitingForHuman => "waiting_for_human",
+            Self::WithHuman => "with_human",
+            Self::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "bot" => Some(Self::Bot),
+            "waiting_for_human" => Some(Self::WaitingForHuman),
+            "with_human" => Some(Self::WithHuman),
+            "resolved" => Some(Self::Resolved),
+            _ => None,
+        }
+    }
+}
+
+/// What the bot remembers between turns.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Slots {
+    /// The bot asked for an order number and waits for it.
+    #[serde(default)]
+    pub awaiting_order_number: bool,
+    /// Consecutive messages the bot did not understand or could not answer.
+    #[serde(default)]
+    pub misses: u32,
+}
+
+/// A conversation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conversation {
+    pub id: ConversationId,
+    pub customer_id: CustomerId,
+    pub channel: String,
+    pub lang: Lang,
+    pub state: ConversationState,
+    pub slots: Slots,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Why the conversation was handed off, while waiting for or with a human.
+    pub handoff_reason: Option<String>,
+    /// The intent that triggered the handoff.
+    pub handoff_intent: Option<String>,
+    pub handoff_at: Option<DateTime<Utc>>,
+}
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Author {
+    Shopper,
+    Bot,
+    Agent,
+    System,
+}
+
+impl Author {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Shopper => "shopper",
+            Self::Bot => "bot",
+            Self::Agent => "agent",
+            Self::System => "system",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "shopper" => Some(Self::Shopper),
+            "bot" => Some(Self::Bot),
+            "agent" => Some(Self::Agent),
+            "system" => Some(Self::System),
+            _ => None,
+        }
+    }
+}
+
+/// The route decision stored with a shopper message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouteDecision {
+    /// `bot` or `human`.
+    pub route: String,
+    /// Why, in a stable machine-readable form (e.g. `intent_routes_to_human:complaint`).
+    pub reason: String,
+}
+
+/// A message about to be stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMessage {
+    pub author: Author,
+    pub text: String,
+    pub at: DateTime<Utc>,
+    pub channel: String,
+    pub intent: Option<String>,
+    pub confidence: Option<f32>,
+    pub out_of_scope: Option<bool>,
+    pub alternatives: Vec<Alternative>,
+    pub route: Option<RouteDecision>,
+    pub client_message_id: Option<String>,
+}
+
+/// A stored message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub id: i64,
+    pub body: NewMessage,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ConversationState::*;
+    use super::Transition::*;
+
+    #[test]
+    fn state_machine_table() {
+        let table = [
+            (Bot, Handoff, Some(WaitingForHuman)),
+            (Bot, AgentClaims, None),
+            (Bot, Resolve, None),
+            (WaitingForHuman, AgentClaims, Some(WithHuman)),
+            (WaitingForHuman, Handoff, None),
+            (WaitingForHuman, Resolve, Some(Resolved)),
+            (WithHuman, Resolve, Some(Resolved)),
+            (WithHuman, HandBackToBot, Some(Bot)),
+            (Resolved, ShopperWritesAfterResolution, Some(Bot)),
+            (Resolved, AgentClaims, None),
+        ];
+        for (from, t, expect) in table {
+            assert_eq!(from.apply(t).ok(), expect, "{from:?} --{t:?}-->");
+        }
+        for s in [Bot, WaitingForHuman, WithHuman, Resolved] {
+            assert_eq!(super::ConversationState::parse(s.as_str()), Some(s));
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! The one place that maps errors to HTTP: every error is a JSON body `{error, message}` with
+//! a stable `error` code; 5xx bodies say nothing internal (the cause is logged once, here).
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::dialogue::DialogueError;
+use crate::nlu::NluError;
+use crate::store::StoreError;
+
+/// The error body.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Stable machine-readable code, e.g. `not_found`.
+    pub error: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("request body is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("missing or malformed Authorization bearer token")]
+    Unauthorized,
+    #[error("this token does not grant access to that resource")]
+    Forbidden,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("the service is busy; retry shortly")]
+    Overloaded,
+    #[error("the service is not ready")]
+    Unavailable,
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Overloaded => (StatusCode::TOO_MANY_REQUESTS, "overloaded"),
+            Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+
+    /// The stable code, for metrics.
+    pub fn code(&self) -> &'static str {
+        self.parts().1
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.parts();
+        if let Self::Internal(cause) = &self {
+            tracing::error!(%cause, "internal error");
+        }
+        let body = ErrorBody {
+            error: code.into(),
+            message: self.to_string(),
+        };
+        let mut resp = (status, Json(body)).into_response();
+        if matches!(self, Self::Overloaded | Self::Unavailable) {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if matches!(self, Self::Unauthorized) {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        Self::Internal(format!("store: {e}"))
+    }
+}
+
+impl From<NluError> for ApiError {
+    fn from(e: NluError) -> Self {
+        match e {
+            NluError::Overloaded => Self::Overloaded,
+            NluError::WorkerGone => Self::Unavailable,
+            other => Self::Internal(format!("classifier: {other}")),
+        }
+    }
+}
+
+impl From<DialogueError> for ApiError {
+    fn from(e: DialogueError) -> Self {
+        match e {
+            DialogueError::NotFound => Self::NotFound("conversation"),
+            DialogueError::WrongCustomer => Self::Forbidden,
+            DialogueError::Classifier(e) => e.into(),
+            DialogueError::Store(e) => e.into(),
+        }
+    }
+}

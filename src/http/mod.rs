@@ -1,0 +1,128 @@
+//! The HTTP API (axum): `router(state)`, shared state, and the OpenAPI description. Only this
+//! module knows axum, status codes and wire JSON; handlers are thin and call the dialogue
+//! engine or the store.
+
+pub mod auth;
+pub mod customers;
+pub mod error;
+pub mod extract;
+pub mod messages;
+pub mod ops;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use tokio::sync::Semaphore;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+
+use crate::dialogue::Dialogue;
+use crate::metrics::Metrics;
+use crate::nlu::IntentClassifier;
+use crate::settings::Settings;
+use crate::store::Store;
+use auth::Tokens;
+use error::ApiError;
+use extract::BodyLimit;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Arc<dyn Store>,
+    pub classifier: Arc<dyn IntentClassifier>,
+    pub dialogue: Arc<Dialogue>,
+    pub tokens: Arc<Tokens>,
+    pub metrics: Arc<Metrics>,
+    /// Caps shopper messages in flight; beyond it the API answers 429.
+    pub in_flight: Arc<Semaphore>,
+    /// Set when shutdown begins, so `/readyz` turns away new traffic.
+    pub shutting_down: Arc<AtomicBool>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Switchboard API", description = "After-sales chat: understand, answer, route."),
+    paths(
+        messages::post_message, messages::get_conversation,
+        customers::import_customers, customers::put_customer, customers::get_customer,
+        ops::healthz, ops::readyz, ops::metrics
+    ),
+    components(schemas(
+        messages::MessageRequest, messages::MessageResponse, messages::ConversationOut,
+        error::ErrorBody, crate::domain::Customer, ops::Ready
+    )),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The application's routes.
+pub fn router(state: AppState) -> Router {
+    let limit = state.settings.max_body_bytes;
+    Router::new()
+        .route("/api/v1/messages", post(messages::post_message))
+        .route(
+            "/api/v1/conversations/{id}",
+            get(messages::get_conversation),
+        )
+        .route(
+            "/api/v1/customers/import",
+            post(customers::import_customers),
+        )
+        .route(
+            "/api/v1/customers/{id}",
+            put(customers::put_customer).get(customers::get_customer),
+        )
+        .route("/api/v1/openapi.json", get(ops::openapi))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(|| async { ApiError::NotFound("route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::BadRequest("method not allowed on this route".into())
+        })
+        .layer(middleware::from_fn_with_state(state.clone(), count_errors))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::Extension(BodyLimit(limit)))
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                axum::response::IntoResponse::into_response(ApiError::Internal(
+                    "handler panicked".into(),
+                ))
+            },
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Counts error responses by status code.
+async fn count_errors(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    if resp.status().is_client_error() || resp.status().is_server_error() {
+        state
+            .metrics
+            .errors
+            .with_label_values(&[resp.status().as_str()])
+            .inc();
+    }
+    resp
+}

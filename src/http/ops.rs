@@ -1,0 +1,64 @@
+//! Operating endpoints: liveness, readiness, Prometheus metrics and the OpenAPI document.
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde::Serialize;
+use utoipa::OpenApi;
+
+use super::AppState;
+
+/// Readiness details.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Ready {
+    pub ready: bool,
+    pub model_loaded: bool,
+    pub storage: bool,
+    pub encoder: String,
+    pub head_version: String,
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "alive")))]
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// The model is loaded and storage answers.
+#[utoipa::path(get, path = "/readyz", responses((status = 200, body = Ready), (status = 503, body = Ready)))]
+pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let health = state.classifier.health();
+    let storage = state.store.ping().await.is_ok();
+    let ready = health.ready
+        && storage
+        && !state
+            .shutting_down
+            .load(std::sync::atomic::Ordering::Relaxed);
+    let body = Ready {
+        ready,
+        model_loaded: health.ready,
+        storage,
+        encoder: health.encoder,
+        head_version: health.head_version,
+    };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body))
+}
+
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus metrics")))]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
+
+/// The API description, generated from the handlers.
+pub async fn openapi() -> impl IntoResponse {
+    axum::Json(super::ApiDoc::openapi())
+}

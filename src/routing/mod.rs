@@ -1,0 +1,259 @@
+//! Routing: a pure function from (classification, intent catalogue entry, conversation memory,
+//! message text, policy) to what happens next: the bot answers, asks again, or hands off to a
+//! human, with a stable reason. No I/O here; exhaustively table-tested.
+
+pub mod anger;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::Slots;
+use crate::intents::{AnswerKind, IntentSpec, Route};
+use crate::nlu::Classification;
+
+/// Knobs of the bot's routing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BotPolicy {
+    /// Below this calibrated confidence the bot does not act on the intent.
+    pub min_confidence: f32,
+    /// Consecutive misunderstood or unanswerable messages before a handoff.
+    pub max_misses: u32,
+}
+
+impl Default for BotPolicy {
+    fn default() -> Self {
+        Self {
+            min_confidence: 0.45,
+            max_misses: 2,
+        }
+    }
+}
+
+/// How the bot answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    Tracking,
+    Faq,
+    Smalltalk,
+}
+
+/// Why a conversation goes to a human.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandoffReason {
+    /// The shopper asked for a person.
+    AskedForHuman,
+    /// A complaint, or an angry message.
+    Upset,
+    /// The intent's route is `human` in `intents/`.
+    IntentNeedsHuman(String),
+    /// The bot failed to understand or answer several times in a row.
+    RepeatedMisses,
+    /// The order system could not be reached.
+    LookupUnavailable,
+}
+
+impl HandoffReason {
+    /// Stable, machine-readable form stored with the message.
+    pub fn code(&self) -> String {
+        match self {
+            Self::AskedForHuman => "asked_for_human".into(),
+            Self::Upset => "upset_customer".into(),
+            Self::IntentNeedsHuman(i) => format!("intent_routes_to_human:{i}"),
+            Self::RepeatedMisses => "repeated_low_confidence".into(),
+            Self::LookupUnavailable => "order_lookup_unavailable".into(),
+        }
+    }
+}
+
+/// The routing decision for one shopper message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Answer(Answer),
+    /// Ask the shopper to rephrase (the message was not understood).
+    Clarify,
+    Handoff(HandoffReason),
+}
+
+/// Everything the decision depends on.
+pub struct RouteInput<'a> {
+    pub classification: &'a Classification,
+    pub spec: Option<&'a IntentSpec>,
+    pub slots: &'a Slots,
+    pub text: &'a str,
+    /// The message carries an order number.
+    pub has_order_number: bool,
+    pub policy: &'a BotPolicy,
+}
+
+/// Decides what happens to a shopper message in a conversation the bot holds.
+pub fn decide(input: &RouteInput<'_>) -> Decision {
+    let c = input.classification;
+    let confident = !c.out_of_scope && c.confidence >= input.policy.min_confidence;
+    if confident && c.intent == "human_agent" {
+        return Decision::Handoff(HandoffReason::AskedForHuman);
+    }
+    if (confident && c.intent == "complaint") || anger::is_upset(input.text) {
+        return Decision::Handoff(HandoffReason::Upset);
+    }
+    // An order number while the bot waits for one is the answer, whatever the classifier says.
+    if input.has_order_number && (input.slots.awaiting_order_number || c.intent == "order_tracking")
+    {
+        return Decision::Answer(Answer::Tracking);
+    }
+    let Some(spec) = input.spec.filter(|_| confident) else {
+        return miss(input);
+    };
+    match (spec.route, spec.answer) {
+        (Route::Human, _) | (_, AnswerKind::Handoff) => {
+            Decision::Handoff(HandoffReason::IntentNeedsHuman(spec.name.clone()))
+        }
+        (Route::Bot, AnswerKind::Tracking) => Decision::Answer(Answer::Tracking),
+        (Route::Bot, AnswerKind::Faq) => Decision::Answer(Answer::Faq),
+        (Route::Bot, AnswerKind::Smalltalk) => Decision::Answer(Answer::Smalltalk),
+    }
+}
+
+/// A message the bot cannot act on: ask again, or hand off when it keeps happening.
+pub fn miss(input: &RouteInput<'_>) -> Decision {
+    if input.slots.misses + 1 >= input.policy.max_misses {
+        Decision::Handoff(HandoffReason::RepeatedMisses)
+    } else {
+        Decision::Clarify
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nlu::Classification;
+
+    fn spec(name: &str, route: Route, answer: AnswerKind) -> IntentSpec {
+        IntentSpec {
+            name: name.into(),
+            route,
+            answer,
+            description: String::new(),
+            description_zh: String::new(),
+        }
+    }
+
+    fn cls(intent: &str, confidence: f32, oos: bool) -> Classification {
+        Classification {
+            intent: intent.into(),
+            confidence,
+            out_of_scope: oos,
+            scope_score: 1.0,
+            alternatives: vec![],
+            embedding: vec![],
+        }
+    }
+
+    struct Case {
+        intent: &'static str,
+        confidence: f32,
+        oos: bool,
+        text: &'static str,
+        awaiting: bool,
+        misses: u32,
+        order_no: bool,
+        expect: Decision,
+    }
+
+    fn check(case: Case) {
+        let catalog = [
+            spec("order_tracking", Route::Bot, AnswerKind::Tracking),
+            spec("refund_policy", Route::Bot, AnswerKind::Faq),
+            spec("greeting", Route::Bot, AnswerKind::Smalltalk),
+            spec("damaged_item", Route::Human, AnswerKind::Handoff),
+            spec("human_agent", Route::Human, AnswerKind::Handoff),
+            spec("complaint", Route::Human, AnswerKind::Handoff),
+        ];
+        let c = cls(case.intent, case.confidence, case.oos);
+        let slots = Slots {
+            awaiting_order_number: case.awaiting,
+            misses: case.misses,
+        };
+        let policy = BotPolicy::default();
+        let input = RouteInput {
+            classification: &c,
+            spec: catalog.iter().find(|s| s.name == case.intent),
+            slots: &slots,
+            text: case.text,
+            has_order_number: case.order_no,
+            policy: &policy,
+        };
+        assert_eq!(
+            decide(&input),
+            case.expect,
+            "{} / {}",
+            case.intent,
+            case.text
+        );
+    }
+
+    #[test]
+    fn routing_table() {
+        use Decision::*;
+        use HandoffReason::*;
+        let base = |intent, expect| Case {
+            intent,
+            confidence: 0.9,
+            oos: false,
+            text: "hello there",
+            awaiting: false,
+            misses: 0,
+            order_no: false,
+            expect,
+        };
+        check(base("order_tracking", Answer(super::Answer::Tracking)));
+        check(base("refund_policy", Answer(super::Answer::Faq)));
+        check(base("greeting", Answer(super::Answer::Smalltalk)));
+        check(base(
+            "damaged_item",
+            Handoff(IntentNeedsHuman("damaged_item".into())),
+        ));
+        check(base("human_agent", Handoff(AskedForHuman)));
+        check(base("complaint", Handoff(Upset)));
+        // Low confidence: clarify first, hand off on the second miss in a row.
+        check(Case {
+            confidence: 0.2,
+            ..base("refund_policy", Clarify)
+        });
+        check(Case {
+            confidence: 0.2,
+            misses: 1,
+            ..base("refund_policy", Handoff(RepeatedMisses))
+        });
+        check(Case {
+            oos: true,
+            ..base("out_of_scope", Clarify)
+        });
+        check(Case {
+            oos: true,
+            misses: 1,
+            ..base("out_of_scope", Handoff(RepeatedMisses))
+        });
+        // An order number answers a pending question even when the classifier is unsure.
+        check(Case {
+            confidence: 0.1,
+            awaiting: true,
+            order_no: true,
+            ..base("greeting", Answer(super::Answer::Tracking))
+        });
+        check(Case {
+            awaiting: true,
+            order_no: false,
+            ..base("refund_policy", Answer(super::Answer::Faq))
+        });
+        // Anger wins over a bot intent.
+        check(Case {
+            text: "THIS IS RIDICULOUS!!! where is my order",
+            ..base("order_tracking", Handoff(Upset))
+        });
+        check(Case {
+            text: "我要投诉你们",
+            ..base("refund_policy", Handoff(Upset))
+        });
+        // An intent missing from the catalogue is a miss, never a crash.
+        check(base("brand_new_intent", Clarify));
+    }
+}
