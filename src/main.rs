@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use switchboard::app::Application;
 use switchboard::commands::{self, ModelOptions};
 use switchboard::import;
+use switchboard::nlu::cache::EmbeddingCache;
 use switchboard::nlu::head::HeadParams;
 use switchboard::nlu::progress::Progress;
 use switchboard::nlu::train::TrainOptions;
@@ -62,12 +63,18 @@ enum Command {
     },
     /// Train on A, choose thresholds on C (or a slice of A), evaluate on B.
     Eval {
-        /// Training examples (JSONL: {"text","intent","lang"?}).
+        /// Training examples (JSONL: {"text","intent","lang"?}), a file or a folder of them.
         #[arg(long)]
         train: PathBuf,
-        /// Test examples (JSONL).
+        /// Test examples (JSONL file or folder of them). Without it, --holdout is required.
+        #[arg(long, required_unless_present = "holdout")]
+        test: Option<PathBuf>,
+        /// Hold out this share of each intent of --train as the test set (seeded by --seed).
+        #[arg(long, conflicts_with = "test")]
+        holdout: Option<f64>,
+        /// Do not cache embeddings under ~/.cache/switchboard/embeddings.
         #[arg(long)]
-        test: PathBuf,
+        no_cache: bool,
         /// Validation examples for calibration and the out-of-scope threshold (JSONL).
         #[arg(long)]
         val: Option<PathBuf>,
@@ -249,12 +256,15 @@ struct TrainingOptions {
     /// Training epochs of the head.
     #[arg(long, default_value_t = HeadParams::default().epochs)]
     epochs: usize,
-    /// AdamW learning rate.
+    /// Initial Adam learning rate (decays linearly to zero).
     #[arg(long, default_value_t = HeadParams::default().learning_rate)]
     learning_rate: f64,
-    /// AdamW weight decay.
-    #[arg(long, default_value_t = HeadParams::default().weight_decay)]
-    weight_decay: f64,
+    /// Inverse L2 regularisation strength (scikit-learn's C).
+    #[arg(long, default_value_t = HeadParams::default().c)]
+    c: f64,
+    /// Factor on the sentence embedding against the TF-IDF blocks.
+    #[arg(long, default_value_t = HeadParams::default().dense_scale)]
+    dense_scale: f32,
     /// Minibatch size.
     #[arg(long, default_value_t = HeadParams::default().batch_size)]
     batch_size: usize,
@@ -276,7 +286,8 @@ impl TrainingOptions {
                 epochs: self.epochs,
                 batch_size: self.batch_size,
                 learning_rate: self.learning_rate,
-                weight_decay: self.weight_decay,
+                c: self.c,
+                dense_scale: self.dense_scale,
                 seed: self.seed,
             },
             oos_weight: self.oos_weight,
@@ -336,6 +347,8 @@ fn main() -> anyhow::Result<()> {
         Command::Eval {
             train,
             test,
+            holdout,
+            no_cache,
             val,
             json,
             latency_samples,
@@ -346,11 +359,18 @@ fn main() -> anyhow::Result<()> {
                 &dir,
                 commands::eval::EvalArgs {
                     train,
-                    test,
+                    test: match (test, holdout) {
+                        (Some(t), _) => commands::eval::TestSet::File(t),
+                        (None, Some(f)) => commands::eval::TestSet::Holdout(f),
+                        (None, None) => anyhow::bail!("give --test or --holdout"),
+                    },
                     val,
                     json,
                     latency_samples,
-                    opts: training.into_options(),
+                    opts: TrainOptions {
+                        embedding_cache: (!no_cache).then(EmbeddingCache::default_location),
+                        ..training.into_options()
+                    },
                 },
             )?;
         }
@@ -360,3 +380,8 @@ fn main() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+// The head's training allocates and frees many tensors of tens of megabytes per step; glibc
+// hands those back to the kernel each time (page faults on every reuse), mimalloc keeps them.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -4,16 +4,23 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use crate::nlu::data::load_jsonl;
+use crate::nlu::data::{DataError, Example, load_dir, load_jsonl, stratified_split};
 use crate::nlu::encoder::Encoder;
 use crate::nlu::eval::{EvalReport, evaluate};
 use crate::nlu::progress::Progress;
 use crate::nlu::train::TrainOptions;
 
+/// Where the test examples come from.
+pub enum TestSet {
+    File(PathBuf),
+    /// This share of each training intent, held out with the training seed.
+    Holdout(f64),
+}
+
 /// Inputs of an evaluation.
 pub struct EvalArgs {
     pub train: PathBuf,
-    pub test: PathBuf,
+    pub test: TestSet,
     pub val: Option<PathBuf>,
     pub json: bool,
     pub latency_samples: usize,
@@ -22,9 +29,17 @@ pub struct EvalArgs {
 
 /// Runs the evaluation and prints the report.
 pub fn run(encoder_dir: &std::path::Path, args: EvalArgs) -> anyhow::Result<EvalReport> {
-    let train = load_jsonl(&args.train)?;
-    let test = load_jsonl(&args.test)?;
-    let val = args.val.as_deref().map(load_jsonl).transpose()?;
+    let all = load(&args.train)?;
+    let (train, test) = match &args.test {
+        TestSet::File(p) => (all, load(p)?),
+        TestSet::Holdout(f) => {
+            if !(0.0..1.0).contains(f) || *f == 0.0 {
+                anyhow::bail!("--holdout must be between 0 and 1");
+            }
+            stratified_split(&all, *f, args.opts.params.seed)
+        }
+    };
+    let val = args.val.as_deref().map(load).transpose()?;
     let encoder = Encoder::load(encoder_dir).context("loading the encoder")?;
     let progress = Progress::new(args.json);
     let report = evaluate(
@@ -42,6 +57,11 @@ pub fn run(encoder_dir: &std::path::Path, args: EvalArgs) -> anyhow::Result<Eval
         print!("{}", render(&report));
     }
     Ok(report)
+}
+
+/// A JSONL file, or every `*.jsonl` in a folder.
+fn load(path: &std::path::Path) -> Result<Vec<Example>, DataError> {
+    if path.is_dir() { load_dir(path) } else { load_jsonl(path) }
 }
 
 fn pct(x: f64) -> String {

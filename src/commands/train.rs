@@ -83,8 +83,13 @@ pub fn ensure_product_model(
         )
         .with_context(|| format!("preparing encoder {encoder}"))?
     };
-    if !head_dir(&dir, head).join("head.json").is_file() {
-        tracing::info!(head, "no trained head yet: training one now");
+    let expected = crate::nlu::train::content_version(&product_examples(intents, data)?, &TrainOptions::default());
+    let current = std::fs::read(head_dir(&dir, head).join("head.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["version"].as_str().map(String::from));
+    if current.as_deref() != Some(expected.as_str()) {
+        tracing::info!(head, ?current, %expected, "the product head is missing or older than the training data: training it now");
         train_product(&dir, head, intents, data, Progress::new(false), None)?;
     }
     crate::nlu::model::IntentModel::load(&dir, head).context("loading the classifier")

@@ -156,7 +156,11 @@ pub fn evaluate(
     let (artifact, report) = train(encoder, train_set, val, opts, progress)?;
     let texts: Vec<&str> = test.iter().map(|e| e.text.as_str()).collect();
     let bar = progress.bar(texts.len(), "testing");
-    let embeddings = encoder.embed(&texts, &|n| bar.set_position(n as u64))?;
+    let tick = |n: usize| bar.set_position(n as u64);
+    let embeddings = match &opts.embedding_cache {
+        Some(c) => c.embed(encoder, &texts, &tick)?,
+        None => encoder.embed(&texts, &tick)?,
+    };
     bar.finish_and_clear();
     let predicted: Vec<String> = texts
         .iter()

@@ -17,18 +17,25 @@ use super::features::SparseVec;
 pub struct HeadParams {
     pub epochs: usize,
     pub batch_size: usize,
+    /// Initial Adam learning rate, decayed linearly to zero.
     pub learning_rate: f64,
-    pub weight_decay: f64,
+    /// Inverse L2 strength, as scikit-learn's `C`: the loss is the mean cross-entropy plus
+    /// `‖W‖² / (2·C·n)`. Larger means less regularisation.
+    pub c: f64,
+    /// Factor on the sentence embedding (unit length) before the head, balancing it against
+    /// the two unit-length TF-IDF blocks.
+    pub dense_scale: f32,
     pub seed: u64,
 }
 
 impl Default for HeadParams {
     fn default() -> Self {
         Self {
-            epochs: 30,
-            batch_size: 64,
-            learning_rate: 0.01,
-            weight_decay: 0.0001,
+            epochs: 40,
+            batch_size: 256,
+            learning_rate: 0.05,
+            c: 10.0,
+            dense_scale: 2.0,
             seed: 0,
         }
     }
@@ -75,58 +82,64 @@ impl Head {
             vec![w_dense.clone(), w_sparse.clone(), bias.clone()],
             ParamsAdamW {
                 lr: params.learning_rate,
-                weight_decay: params.weight_decay,
+                weight_decay: 0.0,
                 ..Default::default()
             },
         )?;
+        let l2 = 1.0 / (2.0 * params.c.max(1e-9) * rows.len() as f64);
+        let batch_size = params.batch_size.max(1);
+        let total_steps = params.epochs * rows.len().div_ceil(batch_size);
+        let mut step = 0usize;
         let mut rng = rand::rngs::StdRng::seed_from_u64(params.seed);
         let mut order: Vec<usize> = (0..rows.len()).collect();
         for epoch in 0..params.epochs {
             order.shuffle(&mut rng);
-            for batch in order.chunks(params.batch_size.max(1)) {
+            for batch in order.chunks(batch_size) {
+                opt.set_learning_rate(params.learning_rate * (1.0 - step as f64 / total_steps as f64));
+                step += 1;
                 let b = batch.len();
                 let mut dense = Vec::with_capacity(b * dim);
-                let mut idx = Vec::new();
-                let mut val = Vec::new();
-                let mut seg = Vec::new();
                 let mut y = Vec::with_capacity(b);
+                // The features present in this batch, each once: the batch only touches these
+                // rows of the sparse weights, so it works on a small dense slice of them.
+                let mut present: Vec<u32> = batch
+                    .iter()
+                    .flat_map(|&i| rows[i].sparse.indices.iter().copied())
+                    .collect();
+                present.sort_unstable();
+                present.dedup();
+                let mut x_sparse = vec![0f32; b * present.len()];
                 for (k, &i) in batch.iter().enumerate() {
-                    dense.extend_from_slice(rows[i].dense);
-                    idx.extend_from_slice(&rows[i].sparse.indices);
-                    val.extend_from_slice(&rows[i].sparse.values);
-                    seg.extend(std::iter::repeat_n(k as u32, rows[i].sparse.indices.len()));
+                    dense.extend(rows[i].dense.iter().map(|v| v * params.dense_scale));
                     y.push(labels[i]);
+                    for (&f, &v) in rows[i].sparse.indices.iter().zip(&rows[i].sparse.values) {
+                        let col = present.binary_search(&f).expect("feature collected above");
+                        x_sparse[k * present.len() + col] = v;
+                    }
                 }
                 let x = Tensor::from_vec(dense, (b, dim), &dev)?;
-                let mut logits = x
-                    .matmul(w_dense.as_tensor())?
-                    .broadcast_add(bias.as_tensor())?;
-                if !idx.is_empty() {
-                    // An embedding bag: gather the rows of the features present, weight them,
-                    // and add them up per message. O(nonzeros × classes), not O(features).
-                    let n = idx.len();
-                    let idx = Tensor::from_vec(idx, n, &dev)?;
-                    let val = Tensor::from_vec(val, (n, 1), &dev)?;
-                    let seg = Tensor::from_vec(seg, n, &dev)?;
-                    let rows_w = w_sparse
-                        .as_tensor()
-                        .index_select(&idx, 0)?
-                        .broadcast_mul(&val)?;
-                    let sparse_logits = Tensor::zeros((b, classes), DType::F32, &dev)?
-                        .index_add(&seg, &rows_w, 0)?;
-                    logits = (logits + sparse_logits)?;
+                let mut logits = x.matmul(w_dense.as_tensor())?.broadcast_add(bias.as_tensor())?;
+                if !present.is_empty() {
+                    let u = present.len();
+                    let idx = Tensor::from_vec(present, u, &dev)?;
+                    let xs = Tensor::from_vec(x_sparse, (b, u), &dev)?;
+                    let w_rows = w_sparse.as_tensor().index_select(&idx, 0)?;
+                    logits = (logits + xs.matmul(&w_rows)?)?;
                 }
                 let y = Tensor::from_vec(y, b, &dev)?;
-                let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+                let penalty = (w_dense.as_tensor().sqr()?.sum_all()? + w_sparse.as_tensor().sqr()?.sum_all()?)?;
+                let loss = (candle_nn::loss::cross_entropy(&logits, &y)? + (penalty * l2)?)?;
                 opt.backward_step(&loss)?;
             }
             progress(epoch + 1);
         }
+        // Fold the input scale into the weights, so inference takes raw embeddings.
+        let dense_w = (w_dense.as_tensor() * f64::from(params.dense_scale))?;
         Ok(Self {
             classes,
             dim,
             features,
-            dense: w_dense.as_tensor().flatten_all()?.to_vec1()?,
+            dense: dense_w.flatten_all()?.to_vec1()?,
             sparse: w_sparse.as_tensor().flatten_all()?.to_vec1()?,
             bias: bias.as_tensor().to_vec1()?,
         })

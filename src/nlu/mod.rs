@@ -6,6 +6,8 @@
 //! [`train`] and [`eval`] are the offline pipelines; [`service`] runs inference on a dedicated
 //! thread behind the [`IntentClassifier`] trait, which is all the rest of the program sees.
 
+pub mod bert_q8;
+pub mod cache;
 pub mod calibration;
 pub mod data;
 pub mod encoder;

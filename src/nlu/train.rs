@@ -8,6 +8,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::cache::EmbeddingCache;
 use super::calibration::{Calibration, ValItem, choose_oos_rule, fit_temperature};
 use super::data::{Example, stratified_split};
 use super::encoder::Encoder;
@@ -29,6 +30,9 @@ pub struct TrainOptions {
     pub knn_k: usize,
     /// Minimum document frequency of a lexical feature.
     pub min_df: usize,
+    /// Where to cache training embeddings (offline evaluation); `None` always encodes.
+    #[serde(skip)]
+    pub embedding_cache: Option<EmbeddingCache>,
 }
 
 impl Default for TrainOptions {
@@ -39,6 +43,7 @@ impl Default for TrainOptions {
             oos_weight: 0.5,
             knn_k: 3,
             min_df: 2,
+            embedding_cache: None,
         }
     }
 }
@@ -60,14 +65,23 @@ struct EmbeddingTable {
 }
 
 impl EmbeddingTable {
-    fn build(encoder: &Encoder, sets: &[&[Example]], progress: Progress) -> Result<Self, NluError> {
+    fn build(
+        encoder: &Encoder,
+        sets: &[&[Example]],
+        cache: Option<&EmbeddingCache>,
+        progress: Progress,
+    ) -> Result<Self, NluError> {
         let unique: BTreeSet<&str> = sets
             .iter()
             .flat_map(|s| s.iter().map(|e| e.text.as_str()))
             .collect();
         let texts: Vec<&str> = unique.into_iter().collect();
         let bar = progress.bar(texts.len(), "encoding");
-        let vectors = encoder.embed(&texts, &|n| bar.set_position(n as u64))?;
+        let report = |n: usize| bar.set_position(n as u64);
+        let vectors = match cache {
+            Some(c) => c.embed(encoder, &texts, &report)?,
+            None => encoder.embed(&texts, &report)?,
+        };
         bar.finish_and_clear();
         let index = texts
             .iter()
@@ -110,7 +124,12 @@ pub fn train(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let table = EmbeddingTable::build(encoder, &[train, &val_set], progress)?;
+    let table = EmbeddingTable::build(
+        encoder,
+        &[train, &val_set],
+        opts.embedding_cache.as_ref(),
+        progress,
+    )?;
 
     let (vectorizer, head) = fit_head(&table, &fit_set, &labels, opts, progress)?;
     let neighbours = in_scope_embeddings(&table, &fit_set);
@@ -215,7 +234,8 @@ fn in_scope_embeddings(table: &EmbeddingTable, set: &[Example]) -> Vec<f32> {
         .collect()
 }
 
-fn content_version(train: &[Example], opts: &TrainOptions) -> String {
+/// The content version of a head trained on `train` with `opts`.
+pub fn content_version(train: &[Example], opts: &TrainOptions) -> String {
     let mut h = Sha256::new();
     for e in train {
         h.update(e.intent.as_bytes());

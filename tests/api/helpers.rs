@@ -1,0 +1,159 @@
+//! Test helpers: the shared real classifier, `spawn_app()` on port 0 with a fresh data
+//! directory, and small HTTP helpers.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use serde_json::{Value, json};
+use switchboard::app::Application;
+use switchboard::nlu::IntentClassifier;
+use switchboard::nlu::model::IntentModel;
+use switchboard::nlu::service::ClassifierService;
+use switchboard::settings::{Secret, Settings};
+
+pub const ADMIN: &str = "test-admin-token-0123456789";
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+static MODEL: OnceLock<Arc<IntentModel>> = OnceLock::new();
+static CLASSIFIER: OnceLock<Arc<dyn IntentClassifier>> = OnceLock::new();
+
+fn load_model() -> IntentModel {
+    let r = root();
+    switchboard::commands::train::ensure_product_model(
+        &r.join("models"),
+        switchboard::models::DEFAULT_ENCODER,
+        "switchboard",
+        &r.join("intents"),
+        &r.join("training-data"),
+    )
+    .expect("the product classifier loads (run `switchboard models fetch` first)")
+}
+
+/// The product classifier, loaded once per test binary.
+pub fn model() -> Arc<IntentModel> {
+    MODEL.get_or_init(|| Arc::new(load_model())).clone()
+}
+
+/// The classifier service every test server shares.
+pub fn classifier() -> Arc<dyn IntentClassifier> {
+    CLASSIFIER
+        .get_or_init(|| Arc::new(ClassifierService::start(load_model(), 256)))
+        .clone()
+}
+
+/// Settings of a test server: port 0, a fresh data directory, the repository's data.
+pub fn settings(data_dir: &Path) -> Settings {
+    let r = root();
+    Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data_dir.to_path_buf(),
+        models_dir: r.join("models"),
+        intents_dir: r.join("intents"),
+        training_dir: r.join("training-data"),
+        kb_dir: r.join("kb"),
+        demo_dir: Some(r.join("demo")),
+        admin_token: Some(Secret::new(ADMIN)),
+        ..Settings::default()
+    }
+}
+
+/// A running test server.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub data_dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    if std::env::var_os("TEST_LOG").is_some() {
+        switchboard::telemetry::init_logging();
+    }
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut s = settings(data_dir.path());
+    configure(&mut s);
+    let app = Application::build(s, Some(classifier())).await.expect("app builds");
+    let base = format!("http://{}", app.local_addr());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(app.run_until(async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        base,
+        client: reqwest::Client::new(),
+        data_dir,
+        shutdown: Some(tx),
+        handle: Some(handle),
+    }
+}
+
+impl TestApp {
+    pub async fn post_raw(&self, body: impl Into<reqwest::Body>, content_type: &str, token: Option<&str>) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(format!("{}/api/v1/messages", self.base))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    pub async fn post(&self, body: Value, token: Option<&str>) -> reqwest::Response {
+        self.post_raw(body.to_string(), "application/json", token).await
+    }
+
+    /// Sends a message and expects 200; returns the JSON answer.
+    pub async fn say(&self, customer: &str, text: &str, conv: Option<(&str, &str)>) -> Value {
+        let mut body = json!({"customer_id": customer, "text": text});
+        if let Some((id, _)) = conv {
+            body["conversation_id"] = json!(id);
+        }
+        let resp = self.post(body, conv.map(|(_, t)| t)).await;
+        assert_eq!(resp.status(), 200, "{text}");
+        resp.json().await.unwrap()
+    }
+
+    pub async fn get_conversation(&self, id: &str, token: Option<&str>) -> reqwest::Response {
+        let mut req = self.client.get(format!("{}/api/v1/conversations/{id}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Stops the server, letting in-flight requests finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// The `(conversation_id, conversation_token)` of an answer.
+pub fn conv(answer: &Value) -> (String, String) {
+    (
+        answer["conversation_id"].as_str().unwrap().to_string(),
+        answer["conversation_token"].as_str().unwrap().to_string(),
+    )
+}
+
+/// Asserts an error response: status and JSON `{error, message}`.
+pub async fn assert_error(resp: reqwest::Response, status: u16, code: &str) {
+    assert_eq!(resp.status().as_u16(), status);
+    let body: Value = resp.json().await.expect("error body is JSON");
+    assert_eq!(body["error"], code, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+}
