@@ -61,7 +61,11 @@ pub fn run(encoder_dir: &std::path::Path, args: EvalArgs) -> anyhow::Result<Eval
 
 /// A JSONL file, or every `*.jsonl` in a folder.
 fn load(path: &std::path::Path) -> Result<Vec<Example>, DataError> {
-    if path.is_dir() { load_dir(path) } else { load_jsonl(path) }
+    if path.is_dir() {
+        load_dir(path)
+    } else {
+        load_jsonl(path)
+    }
 }
 
 fn pct(x: f64) -> String {

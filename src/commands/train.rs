@@ -83,7 +83,10 @@ pub fn ensure_product_model(
         )
         .with_context(|| format!("preparing encoder {encoder}"))?
     };
-    let expected = crate::nlu::train::content_version(&product_examples(intents, data)?, &TrainOptions::default());
+    let expected = crate::nlu::train::content_version(
+        &product_examples(intents, data)?,
+        &TrainOptions::default(),
+    );
     let current = std::fs::read(head_dir(&dir, head).join("head.json"))
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())

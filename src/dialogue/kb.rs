@@ -19,6 +19,8 @@ pub struct Article {
     pub lang: Lang,
     pub intents: Vec<String>,
     pub keywords: Vec<String>,
+    /// Sample questions this article answers (matched by meaning).
+    pub questions: Vec<String>,
     pub body: String,
 }
 
@@ -58,6 +60,8 @@ struct FrontMatter {
     intents: Vec<String>,
     #[serde(default)]
     keywords: Vec<String>,
+    #[serde(default)]
+    questions: Vec<String>,
 }
 
 /// Parses one article file.
@@ -80,6 +84,7 @@ pub fn parse_article(path: &Path, text: &str) -> Result<Article, KbError> {
         lang: Lang::parse(&fm.lang).ok_or_else(|| fmt("lang must be en or zh"))?,
         intents: fm.intents,
         keywords: fm.keywords,
+        questions: fm.questions,
         body: body.trim().to_string(),
     })
 }
@@ -127,7 +132,8 @@ pub const DEFAULT_MIN_SCORE: f32 = 1.0;
 /// The indexed knowledge base.
 pub struct KnowledgeBase {
     articles: Vec<Article>,
-    embeddings: Vec<Vec<f32>>,
+    /// Per article: the embeddings of its summary text and of each sample question.
+    embeddings: Vec<Vec<Vec<f32>>>,
     lexical: Vectorizer,
     lexical_vecs: Vec<SparseVec>,
     min_score: f32,
@@ -140,8 +146,17 @@ pub struct Hit<'a> {
     pub score: f32,
 }
 
-fn index_text(a: &Article) -> String {
-    format!("{}\n{}\n{}", a.title, a.keywords.join(", "), a.summary())
+/// The texts an article is found by: its title with keywords and summary, then each sample
+/// question.
+fn index_texts(a: &Article) -> Vec<String> {
+    std::iter::once(format!(
+        "{}\n{}\n{}",
+        a.title,
+        a.keywords.join(", "),
+        a.summary()
+    ))
+    .chain(a.questions.iter().cloned())
+    .collect()
 }
 
 impl KnowledgeBase {
@@ -151,14 +166,18 @@ impl KnowledgeBase {
         classifier: &dyn IntentClassifier,
         min_score: f32,
     ) -> Result<Self, KbError> {
-        let texts: Vec<String> = articles.iter().map(index_text).collect();
-        let embeddings = classifier
-            .classify(texts.clone())
+        let per_article: Vec<Vec<String>> = articles.iter().map(index_texts).collect();
+        let mut vectors = classifier
+            .classify(per_article.iter().flatten().cloned().collect())
             .await?
             .into_iter()
-            .map(|c| c.embedding)
+            .map(|c| c.embedding);
+        let embeddings = per_article
+            .iter()
+            .map(|texts| vectors.by_ref().take(texts.len()).collect())
             .collect();
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let lexical_texts: Vec<String> = per_article.iter().map(|t| t.join("\n")).collect();
+        let refs: Vec<&str> = lexical_texts.iter().map(String::as_str).collect();
         let lexical = Vectorizer::fit(&refs, 1);
         let lexical_vecs = refs.iter().map(|t| lexical.transform(t)).collect();
         Ok(Self {
@@ -201,11 +220,10 @@ impl KnowledgeBase {
             .enumerate()
             .filter(|(_, a)| a.lang == lang)
             .map(|(i, a)| {
-                let dense: f32 = self.embeddings[i]
+                let dense = self.embeddings[i]
                     .iter()
-                    .zip(embedding)
-                    .map(|(x, y)| x * y)
-                    .sum();
+                    .map(|e| e.iter().zip(embedding).map(|(x, y)| x * y).sum::<f32>())
+                    .fold(f32::NEG_INFINITY, f32::max);
                 let lexical = sparse_dot(&q, &self.lexical_vecs[i]);
                 let bonus = if a.intents.iter().any(|x| x == intent) {
                     INTENT_BONUS

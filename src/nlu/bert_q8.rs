@@ -23,9 +23,18 @@ impl QLinear {
     fn load(vb: VarBuilder, in_dim: usize, out_dim: usize) -> Result<Self> {
         let w = vb.get((out_dim, in_dim), "weight")?;
         let padded = in_dim.div_ceil(ALIGN) * ALIGN;
-        let w = if padded > in_dim { w.pad_with_zeros(1, 0, padded - in_dim)? } else { w };
+        let w = if padded > in_dim {
+            w.pad_with_zeros(1, 0, padded - in_dim)?
+        } else {
+            w
+        };
         let weight = QMatMul::from_qtensor(QTensor::quantize(&w, GgmlDType::Q8_0)?)?;
-        Ok(Self { weight, bias: vb.get(out_dim, "bias")?, in_dim, padded })
+        Ok(Self {
+            weight,
+            bias: vb.get(out_dim, "bias")?,
+            in_dim,
+            padded,
+        })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -46,7 +55,11 @@ struct Norm {
 
 impl Norm {
     fn load(vb: VarBuilder, dim: usize, eps: f64) -> Result<Self> {
-        Ok(Self { weight: vb.get(dim, "weight")?, bias: vb.get(dim, "bias")?, eps: eps as f32 })
+        Ok(Self {
+            weight: vb.get(dim, "weight")?,
+            bias: vb.get(dim, "bias")?,
+            eps: eps as f32,
+        })
     }
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         candle_nn::ops::layer_norm(&x.contiguous()?, &self.weight, &self.bias, self.eps)
@@ -77,7 +90,11 @@ pub struct QBert {
 
 impl QBert {
     pub fn load(vb: VarBuilder, c: &Config) -> Result<Self> {
-        let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") { vb.pp("bert") } else { vb };
+        let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") {
+            vb.pp("bert")
+        } else {
+            vb
+        };
         let h = c.hidden_size;
         let e = vb.pp("embeddings");
         let layers = (0..c.num_hidden_layers)
@@ -112,15 +129,24 @@ impl QBert {
         let (b, t) = ids.dims2()?;
         let h = self.hidden;
         let hd = h / self.heads;
-        let words = self.word.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, h))?;
+        let words = self
+            .word
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, t, h))?;
         let pos = self.position.narrow(0, 0, t)?;
         let typ = self.token_type.narrow(0, 0, 1)?;
-        let mut x = self.emb_norm.forward(&words.broadcast_add(&pos)?.broadcast_add(&typ)?)?;
+        let mut x = self
+            .emb_norm
+            .forward(&words.broadcast_add(&pos)?.broadcast_add(&typ)?)?;
         // 0 where attended, a large negative number on padding.
         let bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e4)?.reshape((b, 1, 1, t))?;
         let scale = 1.0 / (hd as f64).sqrt();
         for l in &self.layers {
-            let split = |y: Tensor| -> Result<Tensor> { y.reshape((b, t, self.heads, hd))?.transpose(1, 2)?.contiguous() };
+            let split = |y: Tensor| -> Result<Tensor> {
+                y.reshape((b, t, self.heads, hd))?
+                    .transpose(1, 2)?
+                    .contiguous()
+            };
             let q = split(l.query.forward(&x)?)?;
             let k = split(l.key.forward(&x)?)?;
             let v = split(l.value.forward(&x)?)?;

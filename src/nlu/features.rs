@@ -109,7 +109,10 @@ impl Vectorizer {
         let scales = norms.map(|n| if n > 0.0 { 1.0 / n.sqrt() } else { 0.0 });
         SparseVec {
             indices: pairs.iter().map(|p| p.0).collect(),
-            values: pairs.iter().map(|&(i, v)| v * scales[self.block(i)]).collect(),
+            values: pairs
+                .iter()
+                .map(|&(i, v)| v * scales[self.block(i)])
+                .collect(),
         }
     }
 }

@@ -35,7 +35,7 @@ impl Default for HeadParams {
             batch_size: 256,
             learning_rate: 0.05,
             c: 10.0,
-            dense_scale: 2.0,
+            dense_scale: 3.0,
             seed: 0,
         }
     }
@@ -95,7 +95,9 @@ impl Head {
         for epoch in 0..params.epochs {
             order.shuffle(&mut rng);
             for batch in order.chunks(batch_size) {
-                opt.set_learning_rate(params.learning_rate * (1.0 - step as f64 / total_steps as f64));
+                opt.set_learning_rate(
+                    params.learning_rate * (1.0 - step as f64 / total_steps as f64),
+                );
                 step += 1;
                 let b = batch.len();
                 let mut dense = Vec::with_capacity(b * dim);
@@ -118,7 +120,9 @@ impl Head {
                     }
                 }
                 let x = Tensor::from_vec(dense, (b, dim), &dev)?;
-                let mut logits = x.matmul(w_dense.as_tensor())?.broadcast_add(bias.as_tensor())?;
+                let mut logits = x
+                    .matmul(w_dense.as_tensor())?
+                    .broadcast_add(bias.as_tensor())?;
                 if !present.is_empty() {
                     let u = present.len();
                     let idx = Tensor::from_vec(present, u, &dev)?;
@@ -127,7 +131,8 @@ impl Head {
                     logits = (logits + xs.matmul(&w_rows)?)?;
                 }
                 let y = Tensor::from_vec(y, b, &dev)?;
-                let penalty = (w_dense.as_tensor().sqr()?.sum_all()? + w_sparse.as_tensor().sqr()?.sum_all()?)?;
+                let penalty = (w_dense.as_tensor().sqr()?.sum_all()?
+                    + w_sparse.as_tensor().sqr()?.sum_all()?)?;
                 let loss = (candle_nn::loss::cross_entropy(&logits, &y)? + (penalty * l2)?)?;
                 opt.backward_step(&loss)?;
             }

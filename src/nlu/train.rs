@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::cache::EmbeddingCache;
-use super::calibration::{Calibration, ValItem, choose_oos_rule, fit_temperature};
+use super::calibration::{Calibration, ValItem, argmax, choose_oos_rule, fit_temperature};
 use super::data::{Example, stratified_split};
 use super::encoder::Encoder;
 use super::features::{SparseVec, Vectorizer};
@@ -30,6 +30,9 @@ pub struct TrainOptions {
     pub knn_k: usize,
     /// Minimum document frequency of a lexical feature.
     pub min_df: usize,
+    /// Candidate regularisation strengths (`C`); the one with the best validation accuracy
+    /// wins. Empty means `params.c` as given.
+    pub c_grid: Vec<f64>,
     /// Where to cache training embeddings (offline evaluation); `None` always encodes.
     #[serde(skip)]
     pub embedding_cache: Option<EmbeddingCache>,
@@ -43,6 +46,7 @@ impl Default for TrainOptions {
             oos_weight: 0.5,
             knn_k: 3,
             min_df: 2,
+            c_grid: vec![3.0, 10.0, 30.0],
             embedding_cache: None,
         }
     }
@@ -105,6 +109,7 @@ pub fn train(
     progress: Progress,
 ) -> Result<(HeadArtifact, TrainReport), NluError> {
     let started = Instant::now();
+    let version = content_version(train, opts);
     let (fit_set, val_set, retrain, source) = match val {
         Some(v) => (
             train.to_vec(),
@@ -131,13 +136,50 @@ pub fn train(
         progress,
     )?;
 
-    let (vectorizer, head) = fit_head(&table, &fit_set, &labels, opts, progress)?;
-    let neighbours = in_scope_embeddings(&table, &fit_set);
     let class_of: HashMap<&str, usize> = labels
         .iter()
         .enumerate()
         .map(|(i, l)| (l.as_str(), i))
         .collect();
+    // Regularisation strength: the candidate with the best validation accuracy.
+    let grid = if opts.c_grid.is_empty() {
+        vec![opts.params.c]
+    } else {
+        opts.c_grid.clone()
+    };
+    let mut best: Option<(f64, f64, Vectorizer, Head)> = None;
+    for &c in &grid {
+        let candidate = TrainOptions {
+            params: HeadParams {
+                c,
+                ..opts.params.clone()
+            },
+            ..opts.clone()
+        };
+        let (v, h) = fit_head(&table, &fit_set, &labels, &candidate, progress)?;
+        let correct = val_set
+            .iter()
+            .filter(|e| {
+                let logits = h.logits(table.get(&e.text), &v.transform(&e.text));
+                class_of.get(e.intent.as_str()) == Some(&argmax(&logits).0)
+            })
+            .count();
+        let acc = correct as f64 / val_set.len().max(1) as f64;
+        tracing::debug!(c, acc, "validation accuracy");
+        if best.as_ref().is_none_or(|b| acc > b.0) {
+            best = Some((acc, c, v, h));
+        }
+    }
+    let (_, c, vectorizer, head) = best.expect("the grid has at least one candidate");
+    let chosen = TrainOptions {
+        params: HeadParams {
+            c,
+            ..opts.params.clone()
+        },
+        ..opts.clone()
+    };
+    let opts = &chosen;
+    let neighbours = in_scope_embeddings(&table, &fit_set);
     let items: Vec<ValItem> = val_set
         .iter()
         .map(|e| {
@@ -163,7 +205,7 @@ pub fn train(
     };
     let meta = HeadMeta {
         format_version: FORMAT_VERSION,
-        version: content_version(train, opts),
+        version,
         encoder: encoder.name().to_string(),
         labels: labels.clone(),
         calibration: Calibration { temperature, oos },

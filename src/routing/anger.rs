@@ -38,10 +38,10 @@ pub fn is_upset(text: &str) -> bool {
     if EN_CUES.iter().any(|c| lower.contains(c)) || ZH_CUES.iter().any(|c| text.contains(c)) {
         return true;
     }
-    // Shouting: several all-caps words of three or more letters.
+    // Shouting: several all-caps words of two or more letters.
     let shouted = text
         .split(|c: char| !c.is_ascii_alphabetic())
-        .filter(|w| w.len() >= 3 && w.chars().all(|c| c.is_ascii_uppercase()))
+        .filter(|w| w.len() >= 2 && w.chars().all(|c| c.is_ascii_uppercase()))
         .count();
     shouted >= 3
 }

@@ -18,10 +18,20 @@ fn check(fixture: &str, min_share: f64) {
         .iter()
         .zip(&got)
         .filter(|(e, c)| e.intent != c.intent)
-        .map(|(e, c)| format!("{:?}: expected {}, got {} ({:.2})", e.text, e.intent, c.intent, c.confidence))
+        .map(|(e, c)| {
+            format!(
+                "{:?}: expected {}, got {} ({:.2})",
+                e.text, e.intent, c.intent, c.confidence
+            )
+        })
         .collect();
     let share = 1.0 - misses.len() as f64 / examples.len() as f64;
-    assert!(share >= min_share, "{fixture}: {:.0}% right, misses:\n{}", share * 100.0, misses.join("\n"));
+    assert!(
+        share >= min_share,
+        "{fixture}: {:.0}% right, misses:\n{}",
+        share * 100.0,
+        misses.join("\n")
+    );
 }
 
 #[test]
@@ -41,7 +51,11 @@ fn classifications_are_calibrated_and_ranked() {
     assert!(c.confidence > 0.5 && c.confidence <= 1.0);
     assert_eq!(c.alternatives.len(), 3);
     assert_eq!(c.alternatives[0].intent, c.intent);
-    assert!(c.alternatives.windows(2).all(|w| w[0].confidence >= w[1].confidence));
+    assert!(
+        c.alternatives
+            .windows(2)
+            .all(|w| w[0].confidence >= w[1].confidence)
+    );
     let sum: f32 = c.alternatives.iter().map(|a| a.confidence).sum();
     assert!(sum <= 1.0001);
 }
@@ -66,7 +80,10 @@ fn hostile_text_never_panics() {
     let got = m.classify_batch(&inputs).unwrap();
     assert_eq!(got.len(), inputs.len());
     for (text, c) in inputs.iter().zip(&got) {
-        assert!(c.confidence.is_finite() && (0.0..=1.0).contains(&c.confidence), "{text:?}");
+        assert!(
+            c.confidence.is_finite() && (0.0..=1.0).contains(&c.confidence),
+            "{text:?}"
+        );
         assert!(c.scope_score.is_finite(), "{text:?}");
         assert!(!c.alternatives.is_empty());
     }
@@ -102,9 +119,17 @@ fn eval_with(train: &Path, test: &Path) -> std::process::Output {
 fn eval_reports_malformed_lines_by_number() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.jsonl");
-    std::fs::write(&good, "{\"text\":\"hi\",\"intent\":\"greeting\"}\n{\"text\":\"bye\",\"intent\":\"goodbye\"}\n").unwrap();
+    std::fs::write(
+        &good,
+        "{\"text\":\"hi\",\"intent\":\"greeting\"}\n{\"text\":\"bye\",\"intent\":\"goodbye\"}\n",
+    )
+    .unwrap();
     let bad = dir.path().join("bad.jsonl");
-    std::fs::write(&bad, "{\"text\":\"hi\",\"intent\":\"greeting\"}\n{\"text\": oops}\n\n{\"intent\":\"x\"}\n").unwrap();
+    std::fs::write(
+        &bad,
+        "{\"text\":\"hi\",\"intent\":\"greeting\"}\n{\"text\": oops}\n\n{\"intent\":\"x\"}\n",
+    )
+    .unwrap();
     let out = eval_with(&bad, &good);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -119,7 +144,13 @@ fn eval_json_has_the_documented_keys() {
     let data = root().join("training-data/en.jsonl");
     let examples = load_jsonl(&data).unwrap();
     // A small, fast slice: four intents plus out-of-scope.
-    let keep = ["greeting", "thanks", "invoice", "order_tracking", "out_of_scope"];
+    let keep = [
+        "greeting",
+        "thanks",
+        "invoice",
+        "order_tracking",
+        "out_of_scope",
+    ];
     let lines: Vec<String> = examples
         .iter()
         .filter(|e| keep.contains(&e.intent.as_str()))
@@ -128,13 +159,32 @@ fn eval_json_has_the_documented_keys() {
     let (test, train): (Vec<_>, Vec<_>) = lines.iter().enumerate().partition(|(i, _)| i % 5 == 0);
     let write = |name: &str, rows: Vec<(usize, &String)>| {
         let p = dir.path().join(name);
-        std::fs::write(&p, rows.into_iter().map(|(_, l)| format!("{l}\n")).collect::<String>()).unwrap();
+        std::fs::write(
+            &p,
+            rows.into_iter()
+                .map(|(_, l)| format!("{l}\n"))
+                .collect::<String>(),
+        )
+        .unwrap();
         p
     };
     let out = eval_with(&write("train.jsonl", train), &write("test.jsonl", test));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
-    for key in ["accuracy", "macro_f1", "in_scope_accuracy", "oos_recall", "train_seconds", "latency_p50_ms", "latency_p99_ms"] {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    for key in [
+        "accuracy",
+        "macro_f1",
+        "in_scope_accuracy",
+        "oos_recall",
+        "train_seconds",
+        "latency_p50_ms",
+        "latency_p99_ms",
+    ] {
         assert!(v[key].is_number(), "missing {key}: {v}");
     }
     assert!(v["accuracy"].as_f64().unwrap() > 0.8, "{v}");

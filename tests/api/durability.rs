@@ -31,7 +31,9 @@ fn start(data_dir: &std::path::Path) -> (Child, String) {
             }
         }
     });
-    let addr = rx.recv_timeout(Duration::from_secs(300)).expect("server reports its address");
+    let addr = rx
+        .recv_timeout(Duration::from_secs(300))
+        .expect("server reports its address");
     (child, format!("http://{addr}"))
 }
 
@@ -76,7 +78,10 @@ async fn kill_9_loses_no_acknowledged_message_and_duplicates_none() {
     for t in tasks {
         acked.extend(t.await.unwrap());
     }
-    assert!(!acked.is_empty(), "some messages were acknowledged before the kill");
+    assert!(
+        !acked.is_empty(),
+        "some messages were acknowledged before the kill"
+    );
 
     let (mut child, base) = start(data.path());
     for (id, key) in &acked {
@@ -93,15 +98,29 @@ async fn kill_9_loses_no_acknowledged_message_and_duplicates_none() {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|m| m["author"] == "shopper" && m["text"] == format!("hello number {}", key.split("-m").nth(1).unwrap()))
+            .filter(|m| {
+                m["author"] == "shopper"
+                    && m["text"] == format!("hello number {}", key.split("-m").nth(1).unwrap())
+            })
             .count();
-        assert_eq!(n, 1, "acknowledged message {key} must be stored exactly once");
+        assert_eq!(
+            n, 1,
+            "acknowledged message {key} must be stored exactly once"
+        );
     }
     // A retry of an acknowledged message after the restart is a replay, not a new message.
     let (id, key) = &acked[0];
     let customer = format!("c-20{:02}", key[1..2].parse::<u32>().unwrap());
     let body = json!({"customer_id": customer, "text": "hello number 0", "client_message_id": key});
-    let v: Value = client.post(format!("{base}/api/v1/messages")).json(&body).send().await.unwrap().json().await.unwrap();
+    let v: Value = client
+        .post(format!("{base}/api/v1/messages"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["replayed"], true, "{v}");
     assert_eq!(&v["conversation_id"], id);
     child.kill().unwrap();

@@ -64,7 +64,8 @@ pub fn settings(data_dir: &Path) -> Settings {
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
-    pub data_dir: tempfile::TempDir,
+    /// Kept alive for the server's lifetime; removed on drop.
+    _data_dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -80,7 +81,9 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let data_dir = tempfile::tempdir().unwrap();
     let mut s = settings(data_dir.path());
     configure(&mut s);
-    let app = Application::build(s, Some(classifier())).await.expect("app builds");
+    let app = Application::build(s, Some(classifier()))
+        .await
+        .expect("app builds");
     let base = format!("http://{}", app.local_addr());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(app.run_until(async {
@@ -89,14 +92,19 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     TestApp {
         base,
         client: reqwest::Client::new(),
-        data_dir,
+        _data_dir: data_dir,
         shutdown: Some(tx),
         handle: Some(handle),
     }
 }
 
 impl TestApp {
-    pub async fn post_raw(&self, body: impl Into<reqwest::Body>, content_type: &str, token: Option<&str>) -> reqwest::Response {
+    pub async fn post_raw(
+        &self,
+        body: impl Into<reqwest::Body>,
+        content_type: &str,
+        token: Option<&str>,
+    ) -> reqwest::Response {
         let mut req = self
             .client
             .post(format!("{}/api/v1/messages", self.base))
@@ -109,7 +117,8 @@ impl TestApp {
     }
 
     pub async fn post(&self, body: Value, token: Option<&str>) -> reqwest::Response {
-        self.post_raw(body.to_string(), "application/json", token).await
+        self.post_raw(body.to_string(), "application/json", token)
+            .await
     }
 
     /// Sends a message and expects 200; returns the JSON answer.
@@ -124,7 +133,9 @@ impl TestApp {
     }
 
     pub async fn get_conversation(&self, id: &str, token: Option<&str>) -> reqwest::Response {
-        let mut req = self.client.get(format!("{}/api/v1/conversations/{id}", self.base));
+        let mut req = self
+            .client
+            .get(format!("{}/api/v1/conversations/{id}", self.base));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -155,5 +166,8 @@ pub async fn assert_error(resp: reqwest::Response, status: u16, code: &str) {
     assert_eq!(resp.status().as_u16(), status);
     let body: Value = resp.json().await.expect("error body is JSON");
     assert_eq!(body["error"], code, "{body}");
-    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
 }

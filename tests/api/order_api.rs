@@ -17,7 +17,10 @@ struct Shop {
     failures: usize,
 }
 
-async fn order(State(shop): State<Shop>, Path(id): Path<String>) -> Result<axum::Json<Value>, StatusCode> {
+async fn order(
+    State(shop): State<Shop>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, StatusCode> {
     let n = shop.calls.fetch_add(1, Ordering::SeqCst);
     if n < shop.failures {
         return Err(StatusCode::SERVICE_UNAVAILABLE);
@@ -37,7 +40,10 @@ async fn shop_api(failures: usize) -> (String, Arc<AtomicUsize>) {
     let calls = Arc::new(AtomicUsize::new(0));
     let app = axum::Router::new()
         .route("/orders/{id}", get(order))
-        .with_state(Shop { calls: calls.clone(), failures });
+        .with_state(Shop {
+            calls: calls.clone(),
+            failures,
+        });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -52,12 +58,19 @@ async fn looks_orders_up_through_the_shop_api_with_retries() {
         s.orders.retries = Some(2);
     })
     .await;
-    let a = app.say("c-2001", "where is order 20261201-4242?", None).await;
+    let a = app
+        .say("c-2001", "where is order 20261201-4242?", None)
+        .await;
     let reply = a["replies"][0]["text"].as_str().unwrap();
-    assert!(reply.contains("out for delivery") && reply.contains("UPS") && reply.contains("Leeds"), "{reply}");
+    assert!(
+        reply.contains("out for delivery") && reply.contains("UPS") && reply.contains("Leeds"),
+        "{reply}"
+    );
     assert_eq!(calls.load(Ordering::SeqCst), 2, "one 503, then a retry");
     // Not this customer's order: same answer as a missing one.
-    let b = app.say("c-2002", "where is order 20261201-4242?", None).await;
+    let b = app
+        .say("c-2002", "where is order 20261201-4242?", None)
+        .await;
     assert_eq!(b["route_reason"], "tracking:not_found");
     app.stop().await;
 }
@@ -75,10 +88,17 @@ async fn an_unreachable_order_api_hands_off_with_a_clear_answer() {
         s.orders.timeout_ms = Some(500);
     })
     .await;
-    let a = app.say("c-2001", "where is my order 20261201-4242", None).await;
+    let a = app
+        .say("c-2001", "where is my order 20261201-4242", None)
+        .await;
     assert_eq!(a["route"], "human");
     assert_eq!(a["route_reason"], "order_lookup_unavailable");
     assert_eq!(a["state"], "waiting_for_human");
-    assert!(a["replies"][0]["text"].as_str().unwrap().contains("order system"));
+    assert!(
+        a["replies"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("order system")
+    );
     app.stop().await;
 }

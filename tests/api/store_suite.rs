@@ -3,7 +3,8 @@
 
 use chrono::Utc;
 use switchboard::domain::{
-    Author, Conversation, ConversationId, ConversationState, Customer, CustomerId, Lang, NewMessage, Slots, Tier,
+    Author, Conversation, ConversationId, ConversationState, Customer, CustomerId, Lang,
+    NewMessage, Slots, Tier,
 };
 use switchboard::store::sqlite::SqliteStore;
 use switchboard::store::{IdempotencyRecord, Store, StoreError, Turn};
@@ -16,7 +17,10 @@ fn conversation(customer: &CustomerId) -> Conversation {
         channel: "api".into(),
         lang: Lang::Zh,
         state: ConversationState::Bot,
-        slots: Slots { awaiting_order_number: true, misses: 1 },
+        slots: Slots {
+            awaiting_order_number: true,
+            misses: 1,
+        },
         created_at: now,
         updated_at: now,
         handoff_reason: None,
@@ -52,7 +56,10 @@ async fn turns_are_atomic_and_idempotent(store: &dyn Store) {
     let turn = Turn {
         conversation: conv.clone(),
         is_new: true,
-        messages: vec![message(Author::Shopper, "你好"), message(Author::Bot, "您好")],
+        messages: vec![
+            message(Author::Shopper, "你好"),
+            message(Author::Bot, "您好"),
+        ],
         idempotency: Some(idem.clone()),
     };
     store.record_turn(&turn).await.unwrap();
@@ -61,30 +68,63 @@ async fn turns_are_atomic_and_idempotent(store: &dyn Store) {
     assert_eq!(msgs.len(), 2);
     assert_eq!(msgs[0].body.text, "你好");
     assert_eq!(msgs[1].body.author, Author::Bot);
-    assert_eq!(store.idempotent(&customer, "k1").await.unwrap().unwrap(), idem);
+    assert_eq!(
+        store.idempotent(&customer, "k1").await.unwrap().unwrap(),
+        idem
+    );
 
     // The same key again writes nothing at all, not even the conversation update.
     conv.state = ConversationState::WaitingForHuman;
-    let again = Turn { conversation: conv.clone(), is_new: false, ..turn.clone() };
-    assert!(matches!(store.record_turn(&again).await, Err(StoreError::DuplicateKey)));
+    let again = Turn {
+        conversation: conv.clone(),
+        is_new: false,
+        ..turn.clone()
+    };
+    assert!(matches!(
+        store.record_turn(&again).await,
+        Err(StoreError::DuplicateKey)
+    ));
     assert_eq!(store.messages(conv.id).await.unwrap().len(), 2);
-    assert_eq!(store.conversation(conv.id).await.unwrap().unwrap().state, ConversationState::Bot);
+    assert_eq!(
+        store.conversation(conv.id).await.unwrap().unwrap().state,
+        ConversationState::Bot
+    );
 
     // An update without a key goes through.
-    let update = Turn { conversation: conv.clone(), is_new: false, messages: vec![message(Author::Shopper, "?")], idempotency: None };
+    let update = Turn {
+        conversation: conv.clone(),
+        is_new: false,
+        messages: vec![message(Author::Shopper, "?")],
+        idempotency: None,
+    };
     store.record_turn(&update).await.unwrap();
-    assert_eq!(store.conversation(conv.id).await.unwrap().unwrap().state, ConversationState::WaitingForHuman);
+    assert_eq!(
+        store.conversation(conv.id).await.unwrap().unwrap().state,
+        ConversationState::WaitingForHuman
+    );
     assert_eq!(store.messages(conv.id).await.unwrap().len(), 3);
-    assert!(store.conversation(ConversationId::new()).await.unwrap().is_none());
+    assert!(
+        store
+            .conversation(ConversationId::new())
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn customers_upsert(store: &dyn Store) {
     let mut c = Customer::unknown(CustomerId::parse("c-7").unwrap(), Lang::En);
     c.tier = Tier::Gold;
     c.tags = vec!["x".into()];
-    store.upsert_customers(std::slice::from_ref(&c)).await.unwrap();
+    store
+        .upsert_customers(std::slice::from_ref(&c))
+        .await
+        .unwrap();
     c.complaints_90d = 3;
-    store.upsert_customers(std::slice::from_ref(&c)).await.unwrap();
+    store
+        .upsert_customers(std::slice::from_ref(&c))
+        .await
+        .unwrap();
     assert_eq!(store.customer(&c.id).await.unwrap().unwrap(), c);
     assert_eq!(store.customer_count().await.unwrap(), 1);
 }
