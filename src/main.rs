@@ -259,9 +259,10 @@ struct TrainingOptions {
     /// Initial Adam learning rate (decays linearly to zero).
     #[arg(long, default_value_t = HeadParams::default().learning_rate)]
     learning_rate: f64,
-    /// Inverse L2 regularisation strength (scikit-learn's C).
-    #[arg(long, default_value_t = HeadParams::default().c)]
-    c: f64,
+    /// Inverse L2 regularisation strength (scikit-learn's C) [default: the best of 3, 10 and
+    /// 30 on validation data].
+    #[arg(long)]
+    c: Option<f64>,
     /// Factor on the sentence embedding against the TF-IDF blocks.
     #[arg(long, default_value_t = HeadParams::default().dense_scale)]
     dense_scale: f32,
@@ -271,9 +272,9 @@ struct TrainingOptions {
     /// Seed of shuffling and validation splits.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Weight of out-of-scope recall against in-scope accuracy when choosing the threshold.
-    #[arg(long, default_value_t = TrainOptions::default().oos_weight)]
-    oos_weight: f32,
+    /// In-scope validation accuracy the out-of-scope threshold may cost (0.005 = half a point).
+    #[arg(long, default_value_t = TrainOptions::default().max_in_scope_loss)]
+    max_in_scope_loss: f32,
     /// Neighbours averaged in the similarity score.
     #[arg(long, default_value_t = TrainOptions::default().knn_k)]
     knn_k: usize,
@@ -286,12 +287,16 @@ impl TrainingOptions {
                 epochs: self.epochs,
                 batch_size: self.batch_size,
                 learning_rate: self.learning_rate,
-                c: self.c,
+                c: self.c.unwrap_or(HeadParams::default().c),
                 dense_scale: self.dense_scale,
                 seed: self.seed,
             },
-            oos_weight: self.oos_weight,
+            max_in_scope_loss: self.max_in_scope_loss,
             knn_k: self.knn_k,
+            c_grid: match self.c {
+                Some(_) => Vec::new(),
+                None => TrainOptions::default().c_grid,
+            },
             ..TrainOptions::default()
         }
     }

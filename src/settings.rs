@@ -218,16 +218,16 @@ impl Settings {
         if self.policy.max_misses == 0 {
             return bad("max_misses must be at least 1");
         }
-        if let Some(t) = &self.admin_token {
-            if t.expose().len() < 16 {
-                return bad("admin_token must be at least 16 characters");
-            }
+        if let Some(t) = &self.admin_token
+            && t.expose().len() < 16
+        {
+            return bad("admin_token must be at least 16 characters");
         }
-        if let Some(u) = &self.orders.http_url {
-            if !u.contains("{order_id}") || !(u.starts_with("http://") || u.starts_with("https://"))
-            {
-                return bad("orders.http_url must be an http(s) URL containing {order_id}");
-            }
+        if let Some(u) = &self.orders.http_url
+            && (!u.contains("{order_id}")
+                || !(u.starts_with("http://") || u.starts_with("https://")))
+        {
+            return bad("orders.http_url must be an http(s) URL containing {order_id}");
         }
         Ok(())
     }

@@ -127,10 +127,10 @@ impl Dialogue {
     /// Handles one shopper message end to end. Returns the turn's result and whether it was a
     /// replay of an earlier identical request.
     pub async fn handle(&self, inbound: Inbound) -> Result<(TurnResult, bool), DialogueError> {
-        if let Some(key) = &inbound.client_message_id {
-            if let Some(stored) = self.store.idempotent(&inbound.customer_id, key).await? {
-                return Ok((replay(stored)?, true));
-            }
+        if let Some(key) = &inbound.client_message_id
+            && let Some(stored) = self.store.idempotent(&inbound.customer_id, key).await?
+        {
+            return Ok((replay(stored)?, true));
         }
         // One turn at a time per conversation, so that state and slots never interleave.
         let lock = inbound

@@ -63,13 +63,13 @@ pub fn describe(order: &Order, lang: Lang) -> String {
                     e.description.trim_end_matches('.')
                 ));
             }
-            if let Some(eta) = order.eta {
-                if !matches!(
+            if let Some(eta) = order.eta
+                && !matches!(
                     order.status,
                     OrderStatus::Delivered | OrderStatus::Cancelled | OrderStatus::Returned
-                ) {
-                    parts.push(format!("Estimated delivery: {}.", eta.format("%Y-%m-%d")));
-                }
+                )
+            {
+                parts.push(format!("Estimated delivery: {}.", eta.format("%Y-%m-%d")));
             }
         }
         Lang::Zh => {
@@ -90,13 +90,13 @@ pub fn describe(order: &Order, lang: Lang) -> String {
                     desc.trim_end_matches('。')
                 ));
             }
-            if let Some(eta) = order.eta {
-                if !matches!(
+            if let Some(eta) = order.eta
+                && !matches!(
                     order.status,
                     OrderStatus::Delivered | OrderStatus::Cancelled | OrderStatus::Returned
-                ) {
-                    parts.push(format!("预计送达：{}。", eta.format("%Y-%m-%d")));
-                }
+                )
+            {
+                parts.push(format!("预计送达：{}。", eta.format("%Y-%m-%d")));
             }
         }
     }

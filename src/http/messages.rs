@@ -127,12 +127,12 @@ pub async fn post_message(
             Lang::parse(l).ok_or_else(|| ApiError::Unprocessable("lang must be en or zh".into()))
         })
         .transpose()?;
-    if let Some(k) = &req.client_message_id {
-        if k.is_empty() || k.len() > 128 {
-            return Err(ApiError::Unprocessable(
-                "client_message_id must be 1-128 characters".into(),
-            ));
-        }
+    if let Some(k) = &req.client_message_id
+        && (k.is_empty() || k.len() > 128)
+    {
+        return Err(ApiError::Unprocessable(
+            "client_message_id must be 1-128 characters".into(),
+        ));
     }
     let inbound = Inbound {
         customer_id,

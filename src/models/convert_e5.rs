@@ -244,7 +244,7 @@ fn decode(buf: &[u8], entry: &Entry, expected: usize) -> Result<Vec<f32>, String
                 .collect())
         }
         1 => {
-            if expected % BLOCK != 0 || data.len() != expected / BLOCK * BLOCK_BYTES {
+            if !expected.is_multiple_of(BLOCK) || data.len() != expected / BLOCK * BLOCK_BYTES {
                 return Err("q4 byte length mismatch".into());
             }
             Ok(dequantize_q4(data))

@@ -21,7 +21,22 @@ struct QLinear {
 
 impl QLinear {
     fn load(vb: VarBuilder, in_dim: usize, out_dim: usize) -> Result<Self> {
-        let w = vb.get((out_dim, in_dim), "weight")?;
+        Self::fuse(&[vb], in_dim, out_dim)
+    }
+
+    /// Several linear layers over the same input as one matrix (outputs concatenated), so
+    /// that one product (and one activation quantisation) serves them all.
+    fn fuse(vbs: &[VarBuilder], in_dim: usize, out_dim: usize) -> Result<Self> {
+        let weights = vbs
+            .iter()
+            .map(|vb| vb.get((out_dim, in_dim), "weight"))
+            .collect::<Result<Vec<_>>>()?;
+        let biases = vbs
+            .iter()
+            .map(|vb| vb.get(out_dim, "bias"))
+            .collect::<Result<Vec<_>>>()?;
+        let w = Tensor::cat(&weights, 0)?;
+        let bias = Tensor::cat(&biases, 0)?;
         let padded = in_dim.div_ceil(ALIGN) * ALIGN;
         let w = if padded > in_dim {
             w.pad_with_zeros(1, 0, padded - in_dim)?
@@ -31,7 +46,7 @@ impl QLinear {
         let weight = QMatMul::from_qtensor(QTensor::quantize(&w, GgmlDType::Q8_0)?)?;
         Ok(Self {
             weight,
-            bias: vb.get(out_dim, "bias")?,
+            bias,
             in_dim,
             padded,
         })
@@ -67,9 +82,8 @@ impl Norm {
 }
 
 struct Layer {
-    query: QLinear,
-    key: QLinear,
-    value: QLinear,
+    /// Query, key and value projections fused.
+    qkv: QLinear,
     attn_out: QLinear,
     attn_norm: Norm,
     ff_in: QLinear,
@@ -102,9 +116,11 @@ impl QBert {
                 let l = vb.pp(format!("encoder.layer.{i}"));
                 let a = l.pp("attention");
                 Ok(Layer {
-                    query: QLinear::load(a.pp("self.query"), h, h)?,
-                    key: QLinear::load(a.pp("self.key"), h, h)?,
-                    value: QLinear::load(a.pp("self.value"), h, h)?,
+                    qkv: QLinear::fuse(
+                        &[a.pp("self.query"), a.pp("self.key"), a.pp("self.value")],
+                        h,
+                        h,
+                    )?,
                     attn_out: QLinear::load(a.pp("output.dense"), h, h)?,
                     attn_norm: Norm::load(a.pp("output.LayerNorm"), h, c.layer_norm_eps)?,
                     ff_in: QLinear::load(l.pp("intermediate.dense"), h, c.intermediate_size)?,
@@ -147,9 +163,10 @@ impl QBert {
                     .transpose(1, 2)?
                     .contiguous()
             };
-            let q = split(l.query.forward(&x)?)?;
-            let k = split(l.key.forward(&x)?)?;
-            let v = split(l.value.forward(&x)?)?;
+            let qkv = l.qkv.forward(&x)?;
+            let q = split(qkv.narrow(2, 0, h)?)?;
+            let k = split(qkv.narrow(2, h, h)?)?;
+            let v = split(qkv.narrow(2, 2 * h, h)?)?;
             let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&bias)?;
             let probs = candle_nn::ops::softmax_last_dim(&scores)?;
             let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, h))?;

@@ -82,15 +82,17 @@ pub fn fit_temperature(items: &[ValItem]) -> f32 {
 
 /// Chooses the out-of-scope rule on validation items.
 ///
-/// With out-of-scope examples present, it maximises `in-scope accuracy + oos_weight × OOS
-/// recall` over a grid of probability weights and thresholds (in-scope accuracy counts a
-/// rejected in-scope message as wrong). Without any, nothing can be measured, so it rejects
-/// nothing beyond the head's own `out_of_scope` class.
+/// With out-of-scope examples present, it takes the rule (probability weight and threshold)
+/// that rejects the most out-of-scope validation messages while costing at most
+/// `max_in_scope_loss` of in-scope validation accuracy (a rejected in-scope message counts as
+/// wrong): a shop would rather hand a question to a person than answer it wrongly, but not
+/// send it every question the bot could have answered. Without out-of-scope examples nothing
+/// can be measured, so it rejects nothing beyond the head's own `out_of_scope` class.
 pub fn choose_oos_rule(
     items: &[ValItem],
     temperature: f32,
     oos_class: Option<usize>,
-    oos_weight: f32,
+    max_in_scope_loss: f32,
 ) -> OosRule {
     let is_oos = |i: &ValItem| i.gold.is_none() || i.gold == oos_class;
     let n_oos = items.iter().filter(|i| is_oos(i)).count();
@@ -117,7 +119,22 @@ pub fn choose_oos_rule(
             (arg, p_in, i.similarity)
         })
         .collect();
-    let mut best: Option<(f32, f32, f32)> = None; // (objective, weight, threshold)
+    let measure = |w: f32, th: f32| -> (f32, f32) {
+        let (mut in_ok, mut oos_ok) = (0usize, 0usize);
+        for (item, &(arg, p, s)) in items.iter().zip(&scored) {
+            let rejected = Some(arg) == oos_class || w * p + (1.0 - w) * s < th;
+            if is_oos(item) {
+                oos_ok += usize::from(rejected);
+            } else {
+                in_ok += usize::from(!rejected && Some(arg) == item.gold);
+            }
+        }
+        (in_ok as f32 / n_in as f32, oos_ok as f32 / n_oos as f32)
+    };
+    let (base_acc, base_recall) = measure(1.0, f32::NEG_INFINITY);
+    let floor = base_acc - max_in_scope_loss;
+    // (recall, in-scope accuracy, weight, threshold)
+    let mut best = (base_recall, base_acc, 1.0f32, f32::NEG_INFINITY);
     for w10 in 0..=10 {
         let w = w10 as f32 / 10.0;
         let mut scores: Vec<f32> = scored
@@ -126,26 +143,19 @@ pub fn choose_oos_rule(
             .collect();
         scores.sort_by(f32::total_cmp);
         scores.dedup();
-        let step = (scores.len() / 400).max(1);
-        let candidates =
-            std::iter::once(f32::NEG_INFINITY).chain(scores.iter().step_by(step).map(|s| s + 1e-6));
-        for th in candidates {
-            let (mut in_ok, mut oos_ok) = (0usize, 0usize);
-            for (item, &(arg, p, s)) in items.iter().zip(&scored) {
-                let rejected = Some(arg) == oos_class || w * p + (1.0 - w) * s < th;
-                if is_oos(item) {
-                    oos_ok += usize::from(rejected);
-                } else {
-                    in_ok += usize::from(!rejected && Some(arg) == item.gold);
-                }
+        let step = (scores.len() / 1000).max(1);
+        for th in scores.iter().step_by(step).map(|s| s + 1e-6) {
+            let (acc, recall) = measure(w, th);
+            if acc < floor {
+                // Higher thresholds only reject more in-scope messages.
+                break;
             }
-            let objective = in_ok as f32 / n_in as f32 + oos_weight * oos_ok as f32 / n_oos as f32;
-            if best.is_none_or(|b| objective > b.0 + 1e-9) {
-                best = Some((objective, w, th));
+            if (recall, acc) > (best.0, best.1) {
+                best = (recall, acc, w, th);
             }
         }
     }
-    let (objective, prob_weight, threshold) = best.unwrap_or((0.0, 1.0, 0.0));
+    let (recall, acc, prob_weight, threshold) = best;
     OosRule {
         prob_weight,
         threshold: if threshold.is_finite() {
@@ -154,7 +164,10 @@ pub fn choose_oos_rule(
             0.0
         },
         chosen_by: format!(
-            "max in-scope accuracy + {oos_weight} x OOS recall on {n_in} in-scope / {n_oos} OOS validation messages (objective {objective:.4})"
+            "most OOS recall costing at most {:.1} points of in-scope accuracy on {n_in} in-scope / {n_oos} OOS validation messages (val: in-scope {:.2}%, OOS recall {:.1}%)",
+            max_in_scope_loss * 100.0,
+            acc * 100.0,
+            recall * 100.0
         ),
     }
 }
@@ -199,7 +212,7 @@ mod tests {
                 gold: None,
             });
         }
-        let rule = choose_oos_rule(&items, 1.0, None, 1.0);
+        let rule = choose_oos_rule(&items, 1.0, None, 0.01);
         assert!(rule.score(0.99, 0.9) >= rule.threshold);
         assert!(rule.score(0.62, 0.3) < rule.threshold);
     }
@@ -211,6 +224,6 @@ mod tests {
             similarity: 0.1,
             gold: Some(0),
         }];
-        assert_eq!(choose_oos_rule(&items, 1.0, None, 1.0).threshold, 0.0);
+        assert_eq!(choose_oos_rule(&items, 1.0, None, 0.01).threshold, 0.0);
     }
 }

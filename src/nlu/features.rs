@@ -158,10 +158,11 @@ pub fn analyze(text: &str) -> Vec<String> {
         }
         let first = w.chars().next().unwrap_or(' ');
         if is_cjk(first) {
-            if let (Some(b), Some(c)) = (ws.get(i + 1), ws.get(i + 2)) {
-                if b.chars().all(is_cjk) && c.chars().all(is_cjk) {
-                    terms.push(format!("c:{w}{b}{c}"));
-                }
+            if let (Some(b), Some(c)) = (ws.get(i + 1), ws.get(i + 2))
+                && b.chars().all(is_cjk)
+                && c.chars().all(is_cjk)
+            {
+                terms.push(format!("c:{w}{b}{c}"));
             }
         } else {
             let padded: Vec<char> = std::iter::once(' ')

@@ -80,6 +80,8 @@ pub enum NluError {
     HeadFormat(String),
     #[error("tokenizer: {0}")]
     Tokenize(String),
+    #[error("inference failed: {0}")]
+    Inference(String),
     #[error("tensor: {0}")]
     Tensor(#[from] candle_core::Error),
     #[error("training: {0}")]

@@ -62,7 +62,7 @@ fn worker(model: IntentModel, rx: Receiver<Job>) {
             .collect();
         // A panic inside the model must cost one batch, not the worker.
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| model.classify_batch(&texts)))
-            .unwrap_or_else(|_| Err(NluError::Training("classifier panicked".into())));
+            .unwrap_or_else(|_| Err(NluError::Inference("the model panicked".into())));
         match result {
             Ok(mut all) => {
                 for job in jobs.into_iter().rev() {
@@ -74,7 +74,7 @@ fn worker(model: IntentModel, rx: Receiver<Job>) {
                 tracing::error!(error = %e, "classification failed");
                 let msg = e.to_string();
                 for job in jobs {
-                    let _ = job.reply.send(Err(NluError::Tokenize(msg.clone())));
+                    let _ = job.reply.send(Err(NluError::Inference(msg.clone())));
                 }
             }
         }

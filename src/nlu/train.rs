@@ -24,8 +24,8 @@ pub struct TrainOptions {
     pub params: HeadParams,
     /// Share of each intent held out for calibration when no validation set is given.
     pub val_fraction: f64,
-    /// Weight of OOS recall against in-scope accuracy when choosing the threshold.
-    pub oos_weight: f32,
+    /// In-scope validation accuracy the out-of-scope threshold may cost (0.005 = half a point).
+    pub max_in_scope_loss: f32,
     /// Neighbours averaged for the similarity score.
     pub knn_k: usize,
     /// Minimum document frequency of a lexical feature.
@@ -43,7 +43,7 @@ impl Default for TrainOptions {
         Self {
             params: HeadParams::default(),
             val_fraction: 0.15,
-            oos_weight: 0.5,
+            max_in_scope_loss: 0.005,
             knn_k: 3,
             min_df: 2,
             c_grid: vec![3.0, 10.0, 30.0],
@@ -195,7 +195,10 @@ pub fn train(
         .collect();
     let temperature = fit_temperature(&items);
     let oos_class = labels.iter().position(|l| l == OUT_OF_SCOPE);
-    let oos = choose_oos_rule(&items, temperature, oos_class, opts.oos_weight);
+    if let Some(path) = std::env::var_os("SWITCHBOARD_DUMP_VALIDATION") {
+        dump_validation(std::path::Path::new(&path), &items, temperature, oos_class);
+    }
+    let oos = choose_oos_rule(&items, temperature, oos_class, opts.max_in_scope_loss);
 
     let (vectorizer, head, neighbours) = if retrain {
         let (v, h) = fit_head(&table, train, &labels, opts, progress)?;
@@ -267,6 +270,26 @@ fn fit_head(
     )?;
     bar.finish_and_clear();
     Ok((vectorizer, head))
+}
+
+/// Writes the validation scores as JSON lines, for studying out-of-scope rules offline.
+fn dump_validation(
+    path: &std::path::Path,
+    items: &[ValItem],
+    temperature: f32,
+    oos_class: Option<usize>,
+) {
+    let lines: Vec<String> = items
+        .iter()
+        .map(|i| {
+            serde_json::json!({"gold": i.gold, "logits": i.logits, "similarity": i.similarity,
+                "temperature": temperature, "oos_class": oos_class})
+            .to_string()
+        })
+        .collect();
+    if let Err(e) = std::fs::write(path, lines.join("\n")) {
+        tracing::warn!(error = %e, "could not write the validation dump");
+    }
 }
 
 fn in_scope_embeddings(table: &EmbeddingTable, set: &[Example]) -> Vec<f32> {
