@@ -122,8 +122,11 @@ impl HeadArtifact {
             Tensor::from_slice(&self.neighbours, (n, dim), &Device::Cpu)?,
         );
         candle_core::safetensors::save(&tensors, tmp.join("head.safetensors"))?;
+        // Move the old version aside first: a rename onto a non-empty directory fails.
         if dir.exists() {
-            std::fs::remove_dir_all(dir).map_err(io(dir))?;
+            let old = tmp.with_extension("old");
+            std::fs::rename(dir, &old).map_err(io(dir))?;
+            let _ = std::fs::remove_dir_all(&old);
         }
         std::fs::rename(&tmp, dir).map_err(io(dir))?;
         Ok(())

@@ -39,6 +39,7 @@ fn start(data_dir: &std::path::Path) -> (Child, String) {
 
 #[tokio::test]
 async fn kill_9_loses_no_acknowledged_message_and_duplicates_none() {
+    crate::helpers::prepare();
     let data = tempfile::tempdir().unwrap();
     let (mut child, base) = start(data.path());
     let client = reqwest::Client::new();

@@ -17,19 +17,32 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+static PREPARED: OnceLock<()> = OnceLock::new();
 static MODEL: OnceLock<Arc<IntentModel>> = OnceLock::new();
 static CLASSIFIER: OnceLock<Arc<dyn IntentClassifier>> = OnceLock::new();
 
+/// Makes sure the product head is trained and current, once per test binary, before anything
+/// (a test server, a spawned binary) loads it.
+pub fn prepare() {
+    PREPARED.get_or_init(|| {
+        let r = root();
+        switchboard::commands::train::ensure_product_model(
+            &r.join("models"),
+            switchboard::models::DEFAULT_ENCODER,
+            "switchboard",
+            &r.join("intents"),
+            &r.join("training-data"),
+        )
+        .expect("the product classifier loads (run `switchboard models fetch` first)");
+    });
+}
+
 fn load_model() -> IntentModel {
-    let r = root();
-    switchboard::commands::train::ensure_product_model(
-        &r.join("models"),
-        switchboard::models::DEFAULT_ENCODER,
-        "switchboard",
-        &r.join("intents"),
-        &r.join("training-data"),
-    )
-    .expect("the product classifier loads (run `switchboard models fetch` first)")
+    prepare();
+    let dir = root()
+        .join("models")
+        .join(switchboard::models::DEFAULT_ENCODER);
+    IntentModel::load(&dir, "switchboard").expect("the trained product head loads")
 }
 
 /// The product classifier, loaded once per test binary.
