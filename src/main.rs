@@ -10,7 +10,7 @@ use switchboard::nlu::cache::EmbeddingCache;
 use switchboard::nlu::head::HeadParams;
 use switchboard::nlu::progress::Progress;
 use switchboard::nlu::train::TrainOptions;
-use switchboard::settings::{FileSettings, Secret, Settings};
+use switchboard::settings::{FileSettings, OrderSettings, Secret, Settings};
 use switchboard::store::Store;
 use switchboard::store::sqlite::SqliteStore;
 
@@ -180,47 +180,31 @@ impl ServeArgs {
         s.head = models.head.clone();
         s.intents_dir = self.data.intents_dir;
         s.training_dir = self.data.training_dir;
-        macro_rules! set {
-            ($($field:ident),*) => { $( if let Some(v) = self.$field { s.$field = v; } )* };
-        }
-        set!(
-            listen,
-            data_dir,
-            kb_dir,
-            max_body_bytes,
-            max_text_chars,
-            max_in_flight,
-            classifier_queue,
-            shutdown_timeout_secs,
-            kb_min_score
-        );
-        if let Some(d) = self.demo_dir {
-            s.demo_dir = Some(d);
-        }
-        if self.no_demo {
-            s.demo_dir = None;
-        }
-        if let Some(t) = self.admin_token {
-            s.admin_token = Some(Secret::new(t));
-        }
-        if let Some(v) = self.min_confidence {
-            s.policy.min_confidence = v;
-        }
-        if let Some(v) = self.max_misses {
-            s.policy.max_misses = v;
-        }
-        if self.orders_url.is_some() {
-            s.orders.http_url = self.orders_url;
-        }
-        if let Some(t) = self.orders_token {
-            s.orders.http_token = Some(Secret::new(t));
-        }
-        if self.orders_timeout_ms.is_some() {
-            s.orders.timeout_ms = self.orders_timeout_ms;
-        }
-        if self.orders_retries.is_some() {
-            s.orders.retries = self.orders_retries;
-        }
+        // Environment and flags are one more layer of the same shape as the file.
+        let flags = FileSettings {
+            listen: self.listen,
+            data_dir: self.data_dir,
+            kb_dir: self.kb_dir,
+            demo_dir: self.demo_dir,
+            demo: self.no_demo.then_some(false),
+            admin_token: self.admin_token.map(Secret::new),
+            max_body_bytes: self.max_body_bytes,
+            max_text_chars: self.max_text_chars,
+            max_in_flight: self.max_in_flight,
+            classifier_queue: self.classifier_queue,
+            shutdown_timeout_secs: self.shutdown_timeout_secs,
+            kb_min_score: self.kb_min_score,
+            min_confidence: self.min_confidence,
+            max_misses: self.max_misses,
+            orders: OrderSettings {
+                http_url: self.orders_url,
+                http_token: self.orders_token.map(Secret::new),
+                timeout_ms: self.orders_timeout_ms,
+                retries: self.orders_retries,
+            },
+            ..FileSettings::default()
+        };
+        let s = s.merge_file(flags);
         s.validate()?;
         Ok(s)
     }

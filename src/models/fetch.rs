@@ -27,11 +27,7 @@ impl WheelCache {
 
     /// The cache under `$XDG_CACHE_HOME` or `~/.cache`.
     pub fn default_location() -> Self {
-        let base = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-            .unwrap_or_else(|| PathBuf::from(".cache"));
-        Self::new(base.join("switchboard").join("wheels"))
+        Self::new(cache_home().join("wheels"))
     }
 
     /// Returns the path of the verified wheel, downloading it when it is not cached yet.
@@ -93,6 +89,16 @@ impl WheelCache {
         }
         Ok(None)
     }
+}
+
+/// Switchboard's folder for caches outside the checkout: `$XDG_CACHE_HOME/switchboard` or
+/// `~/.cache/switchboard`.
+pub fn cache_home() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"))
+        .join("switchboard")
 }
 
 fn python() -> String {

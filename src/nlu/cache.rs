@@ -23,11 +23,7 @@ impl EmbeddingCache {
 
     /// `$XDG_CACHE_HOME/switchboard/embeddings` or `~/.cache/switchboard/embeddings`.
     pub fn default_location() -> Self {
-        let base = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-            .unwrap_or_else(|| PathBuf::from(".cache"));
-        Self::new(base.join("switchboard").join("embeddings"))
+        Self::new(crate::models::cache_home().join("embeddings"))
     }
 
     fn key(encoder: &Encoder, texts: &[&str]) -> String {
