@@ -7,6 +7,15 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/switchboard/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
+# schemathesis (the API contract test) lives in a virtual environment outside the repo.
+SCHEMATHESIS_VERSION=4.32.5
+ST_VENV="$HOME/.cache/switchboard/schemathesis"
+if ! "$ST_VENV/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+  python3 -m venv "$ST_VENV"
+  "$ST_VENV/bin/pip" install --quiet "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+export SCHEMATHESIS="$ST_VENV/bin/st"
+
 cargo fmt --all -- --check
 cargo build --release --locked
 "$CARGO_TARGET_DIR/release/switchboard" models fetch multilingual-e5-small all-minilm-l6-v2

@@ -17,6 +17,7 @@ use crate::dialogue::Dialogue;
 use crate::dialogue::kb::{self, KnowledgeBase};
 use crate::http::auth::Tokens;
 use crate::http::{AppState, router};
+use crate::identity::IdentityVerifier;
 use crate::intents::Catalog;
 use crate::metrics::Metrics;
 use crate::nlu::IntentClassifier;
@@ -99,6 +100,12 @@ impl Application {
             None => load_or_create_admin_token(&settings.data_dir)?,
         };
         let key = load_or_create_key(&settings.data_dir)?;
+        let identity = Arc::new(IdentityVerifier::new(resolve_identity_secret(&settings)?));
+        if !identity.is_configured() {
+            tracing::warn!(
+                "no identity secret: every shopper is anonymous (set SWITCHBOARD_IDENTITY_SECRET)"
+            );
+        }
         let metrics = Arc::new(Metrics::new());
         let dialogue = Arc::new(Dialogue::new(
             store.clone(),
@@ -116,6 +123,7 @@ impl Application {
             classifier,
             dialogue,
             tokens: Arc::new(Tokens::new(key, admin)),
+            identity,
             metrics,
             shutting_down: Arc::new(AtomicBool::new(false)),
         };
@@ -227,17 +235,37 @@ fn load_or_create_key(dir: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
 }
 
+/// The identity secret: the configured one; in demo mode without one, a secret generated once
+/// into `data_dir/identity-secret` (the demo page and `switchboard sign-customer` use it);
+/// otherwise none, and every shopper is anonymous.
+pub fn resolve_identity_secret(settings: &Settings) -> anyhow::Result<Option<Secret>> {
+    if let Some(s) = &settings.identity_secret {
+        return Ok(Some(s.clone()));
+    }
+    let path = settings.data_dir.join("identity-secret");
+    if settings.demo_dir.is_none() && !path.exists() {
+        return Ok(None);
+    }
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating {}", settings.data_dir.display()))?;
+    load_or_create_secret_file(&path).map(Some)
+}
+
 /// The admin token when none is configured: generated once into `data_dir/admin-token`.
 fn load_or_create_admin_token(dir: &Path) -> anyhow::Result<Secret> {
-    let path = dir.join("admin-token");
+    load_or_create_secret_file(&dir.join("admin-token"))
+}
+
+/// A random URL-safe secret kept in a private file, generated on first use.
+fn load_or_create_secret_file(path: &Path) -> anyhow::Result<Secret> {
     if !path.exists() {
         let mut raw = [0u8; 24];
         rand::rngs::OsRng.fill_bytes(&mut raw);
         let token = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, raw);
-        write_private(&path, token.as_bytes())?;
-        tracing::info!(path = %path.display(), "generated an admin token (not logged; read it from the file)");
+        write_private(path, token.as_bytes())?;
+        tracing::info!(path = %path.display(), "generated a secret (not logged; read it from the file)");
     }
     let token =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(Secret::new(token.trim()))
 }

@@ -125,11 +125,18 @@ struct OrderRow {
     last_event_description: Option<String>,
     #[serde(default)]
     last_event_description_zh: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    postcode: Option<String>,
 }
 
 /// Reads orders from a JSON array or a CSV file with a header row (`order_id,customer_id,
 /// status,carrier,tracking_number,placed_at,eta,currency,total_cents,last_event_at,
-/// last_event_location,last_event_description,last_event_description_zh`).
+/// last_event_location,last_event_description,last_event_description_zh`, and optionally
+/// `email,phone,postcode`, the contact details an anonymous shopper must name).
 pub fn orders(path: &Path) -> Result<Vec<Order>, ImportError> {
     let bytes = read(path)?;
     if !is_csv(path) {
@@ -163,6 +170,9 @@ pub fn orders(path: &Path) -> Result<Vec<Order>, ImportError> {
                 }),
                 _ => None,
             },
+            email: non_empty(row.email),
+            phone: non_empty(row.phone),
+            postcode: non_empty(row.postcode),
         });
     }
     Ok(out)

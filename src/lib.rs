@@ -6,6 +6,7 @@ pub mod commands;
 pub mod dialogue;
 pub mod domain;
 pub mod http;
+pub mod identity;
 pub mod import;
 pub mod intents;
 pub mod metrics;

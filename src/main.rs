@@ -87,6 +87,18 @@ enum Command {
         #[command(flatten)]
         training: TrainingOptions,
     },
+    /// Print the `customer_hash` a shop's backend sends for a logged-in customer: hex
+    /// HMAC-SHA256 of the id under the identity secret.
+    SignCustomer {
+        /// The shop's customer id.
+        id: String,
+        /// The identity secret [default: the one generated into DATA_DIR/identity-secret].
+        #[arg(long, env = "SWITCHBOARD_IDENTITY_SECRET", hide_env_values = true)]
+        identity_secret: Option<String>,
+        /// Data directory of the server (for its generated secret).
+        #[arg(long, env = "SWITCHBOARD_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+    },
     /// Manage pretrained encoders.
     Models {
         #[command(subcommand)]
@@ -128,6 +140,11 @@ struct ServeArgs {
     /// DATA_DIR/admin-token when unset.
     #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Secret shared with the shop's backend, which sends `customer_hash` = hex
+    /// HMAC-SHA256(customer_id) with each shopper (at least 16 characters). Unset: generated
+    /// into DATA_DIR/identity-secret in demo mode; without demo data every shopper is anonymous.
+    #[arg(long, env = "SWITCHBOARD_IDENTITY_SECRET", hide_env_values = true)]
+    identity_secret: Option<String>,
     /// Largest accepted request body in bytes; larger gets 413 [default: 65536].
     #[arg(long, env = "SWITCHBOARD_MAX_BODY_BYTES")]
     max_body_bytes: Option<usize>,
@@ -188,6 +205,7 @@ impl ServeArgs {
             demo_dir: self.demo_dir,
             demo: self.no_demo.then_some(false),
             admin_token: self.admin_token.map(Secret::new),
+            identity_secret: self.identity_secret.map(Secret::new),
             max_body_bytes: self.max_body_bytes,
             max_text_chars: self.max_text_chars,
             max_in_flight: self.max_in_flight,
@@ -362,6 +380,30 @@ fn main() -> anyhow::Result<()> {
                     },
                 },
             )?;
+        }
+        Command::SignCustomer {
+            id,
+            identity_secret,
+            data_dir,
+        } => {
+            let id = switchboard::domain::CustomerId::parse(&id)?;
+            let secret = match identity_secret {
+                Some(s) => s,
+                None => {
+                    let path = data_dir.join("identity-secret");
+                    std::fs::read_to_string(&path)
+                        .map_err(|e| {
+                            anyhow::anyhow!(
+                                "no --identity-secret given and {} is unreadable ({e}); start the \
+                                 server once in demo mode or pass the secret",
+                                path.display()
+                            )
+                        })?
+                        .trim()
+                        .to_string()
+                }
+            };
+            println!("{}", switchboard::identity::sign_with(&secret, &id));
         }
         Command::Models {
             action: ModelsAction::Fetch { names },

@@ -56,6 +56,9 @@ pub struct Settings {
     pub demo_dir: Option<PathBuf>,
     /// Bearer token of agent/admin calls; generated into `data_dir/admin-token` when unset.
     pub admin_token: Option<Secret>,
+    /// Shared with the shop's backend to sign customer ids (`customer_hash`). Unset: generated
+    /// into `data_dir/identity-secret` in demo mode; otherwise every shopper is anonymous.
+    pub identity_secret: Option<Secret>,
     pub max_body_bytes: usize,
     pub max_text_chars: usize,
     pub max_in_flight: usize,
@@ -79,6 +82,7 @@ impl Default for Settings {
             kb_dir: PathBuf::from("kb"),
             demo_dir: Some(PathBuf::from("demo")),
             admin_token: None,
+            identity_secret: None,
             max_body_bytes: 64 * 1024,
             max_text_chars: 4000,
             max_in_flight: 256,
@@ -106,6 +110,7 @@ pub struct FileSettings {
     pub demo_dir: Option<PathBuf>,
     pub demo: Option<bool>,
     pub admin_token: Option<Secret>,
+    pub identity_secret: Option<Secret>,
     pub max_body_bytes: Option<usize>,
     pub max_text_chars: Option<usize>,
     pub max_in_flight: Option<usize>,
@@ -181,6 +186,9 @@ impl Settings {
         if f.admin_token.is_some() {
             self.admin_token = f.admin_token;
         }
+        if f.identity_secret.is_some() {
+            self.identity_secret = f.identity_secret;
+        }
         if let Some(v) = f.min_confidence {
             self.policy.min_confidence = v;
         }
@@ -222,6 +230,11 @@ impl Settings {
             && t.expose().len() < 16
         {
             return bad("admin_token must be at least 16 characters");
+        }
+        if let Some(t) = &self.identity_secret
+            && t.expose().len() < 16
+        {
+            return bad("identity_secret must be at least 16 characters");
         }
         if let Some(u) = &self.orders.http_url
             && (!u.contains("{order_id}")

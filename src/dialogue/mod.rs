@@ -14,8 +14,8 @@ use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    Author, Conversation, ConversationId, ConversationState, Customer, CustomerId, Lang,
-    NewMessage, RouteDecision, Slots,
+    Author, Conversation, ConversationId, ConversationState, CustomerId, Lang, NewMessage, OrderId,
+    RouteDecision, Slots,
 };
 use crate::intents::Catalog;
 use crate::metrics::Metrics;
@@ -26,15 +26,73 @@ use crate::store::{IdempotencyRecord, Store, StoreError, Turn};
 use kb::KnowledgeBase;
 use replies::{Canned, canned};
 
-/// A shopper message as the engine receives it (already authenticated).
+/// Which conversation a shopper message belongs to, as the edge established it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A new conversation for a customer whose id the shop signed (hash checked).
+    NewVerified(CustomerId),
+    /// A new conversation for an anonymous shopper: a fresh `anon-…` id and no profile.
+    NewAnonymous,
+    /// An existing conversation whose token the caller presented; `claimed` (when the caller
+    /// named a customer) must be the conversation's customer.
+    Existing {
+        id: ConversationId,
+        claimed: Option<CustomerId>,
+    },
+}
+
+impl Target {
+    /// Where a retry key is unique: a conversation's messages share its scope; a new
+    /// conversation's first message is scoped to the verified customer, or to the anonymous
+    /// key space. A key therefore never reaches a conversation its caller cannot open.
+    fn idempotency_scope(&self) -> String {
+        match self {
+            Self::NewVerified(c) => format!("customer:{c}"),
+            Self::NewAnonymous => "anonymous".into(),
+            Self::Existing { id, .. } => format!("conversation:{id}"),
+        }
+    }
+
+    fn conversation_id(&self) -> Option<ConversationId> {
+        match self {
+            Self::Existing { id, .. } => Some(*id),
+            _ => None,
+        }
+    }
+}
+
+/// A shopper message as the engine receives it (authenticated and normalised at the edge).
 #[derive(Debug, Clone)]
 pub struct Inbound {
-    pub customer_id: CustomerId,
+    pub target: Target,
     pub text: String,
-    pub conversation_id: Option<ConversationId>,
     pub channel: String,
     pub lang: Option<Lang>,
     pub client_message_id: Option<String>,
+}
+
+impl Inbound {
+    /// SHA-256 over everything that makes two requests the same request, so that a retry key
+    /// reused for a different message is refused rather than answered with the old reply.
+    fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let claimed = match &self.target {
+            Target::NewVerified(c) => c.as_str(),
+            Target::Existing { claimed, .. } => claimed.as_ref().map_or("", |c| c.as_str()),
+            Target::NewAnonymous => "",
+        };
+        let mut h = Sha256::new();
+        for part in [
+            claimed,
+            &self.text,
+            &self.channel,
+            self.lang.map_or("", Lang::as_str),
+        ] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
 }
 
 /// The intent part of a turn's answer.
@@ -65,6 +123,9 @@ pub enum DialogueError {
     NotFound,
     #[error("the conversation belongs to another customer")]
     WrongCustomer,
+    /// The retry key was already used for a different message.
+    #[error("client_message_id was already used for a different message")]
+    KeyReused,
     #[error(transparent)]
     Classifier(#[from] NluError),
     #[error(transparent)]
@@ -127,68 +188,67 @@ impl Dialogue {
     /// Handles one shopper message end to end. Returns the turn's result and whether it was a
     /// replay of an earlier identical request.
     pub async fn handle(&self, inbound: Inbound) -> Result<(TurnResult, bool), DialogueError> {
+        let scope = inbound.target.idempotency_scope();
+        let fingerprint = inbound.fingerprint();
         if let Some(key) = &inbound.client_message_id
-            && let Some(stored) = self.store.idempotent(&inbound.customer_id, key).await?
+            && let Some(stored) = self.store.idempotent(&scope, key).await?
         {
-            return Ok((replay(stored)?, true));
+            return Ok((replay(stored, &fingerprint)?, true));
         }
         // One turn at a time per conversation, so that state and slots never interleave.
         let lock = inbound
-            .conversation_id
+            .target
+            .conversation_id()
             .map(|id| self.locks.entry(id).or_default().clone());
         let guard = match &lock {
             Some(l) => Some(l.lock().await),
             None => None,
         };
-        let result = self.handle_locked(&inbound).await;
+        let result = self.handle_locked(&inbound, &scope, &fingerprint).await;
         drop(guard);
-        if let Some(id) = inbound.conversation_id {
+        if let Some(id) = inbound.target.conversation_id() {
             self.locks.remove_if(&id, |_, l| Arc::strong_count(l) <= 2);
         }
         result
     }
 
-    async fn handle_locked(&self, inbound: &Inbound) -> Result<(TurnResult, bool), DialogueError> {
+    async fn handle_locked(
+        &self,
+        inbound: &Inbound,
+        scope: &str,
+        fingerprint: &str,
+    ) -> Result<(TurnResult, bool), DialogueError> {
         let now = Utc::now();
-        let customer = self
-            .store
-            .customer(&inbound.customer_id)
-            .await?
-            .unwrap_or_else(|| {
-                Customer::unknown(
-                    inbound.customer_id.clone(),
-                    inbound.lang.unwrap_or_default(),
-                )
-            });
-        let (mut conv, is_new) = match inbound.conversation_id {
-            Some(id) => {
+        let (mut conv, is_new) = match &inbound.target {
+            Target::Existing { id, claimed } => {
                 let conv = self
                     .store
-                    .conversation(id)
+                    .conversation(*id)
                     .await?
                     .ok_or(DialogueError::NotFound)?;
-                if conv.customer_id != inbound.customer_id {
+                if claimed.as_ref().is_some_and(|c| *c != conv.customer_id) {
                     return Err(DialogueError::WrongCustomer);
                 }
                 (conv, false)
             }
-            None => (
-                Conversation {
-                    id: ConversationId::new(),
-                    customer_id: inbound.customer_id.clone(),
-                    channel: inbound.channel.clone(),
-                    lang: customer.language,
-                    state: ConversationState::Bot,
-                    slots: Slots::default(),
-                    created_at: now,
-                    updated_at: now,
-                    handoff_reason: None,
-                    handoff_intent: None,
-                    handoff_at: None,
-                },
+            Target::NewVerified(customer_id) => (
+                new_conversation(customer_id.clone(), true, inbound, now),
                 true,
             ),
+            Target::NewAnonymous => (new_conversation(anonymous_id(), false, inbound, now), true),
         };
+        // Only a verified shopper has a profile; an anonymous one is nobody in particular.
+        let profile = if conv.verified {
+            self.store.customer(&conv.customer_id).await?
+        } else {
+            None
+        };
+        if is_new
+            && inbound.lang.is_none()
+            && let Some(p) = &profile
+        {
+            conv.lang = p.language;
+        }
         conv.lang = inbound
             .lang
             .or_else(|| Lang::detect(&inbound.text))
@@ -285,8 +345,9 @@ impl Dialogue {
             .client_message_id
             .as_ref()
             .map(|key| IdempotencyRecord {
-                customer_id: inbound.customer_id.clone(),
+                scope: scope.to_string(),
                 client_message_id: key.clone(),
+                request_hash: fingerprint.to_string(),
                 conversation_id: conv.id,
                 response: serde_json::to_value(&result).unwrap_or_default(),
             });
@@ -301,9 +362,9 @@ impl Dialogue {
             Err(StoreError::DuplicateKey) => {
                 // A concurrent retry won the race: answer what it stored.
                 let key = inbound.client_message_id.as_deref().unwrap_or_default();
-                let stored = self.store.idempotent(&inbound.customer_id, key).await?;
+                let stored = self.store.idempotent(scope, key).await?;
                 return match stored {
-                    Some(s) => Ok((replay(s)?, true)),
+                    Some(s) => Ok((replay(s, fingerprint)?, true)),
                     None => Err(StoreError::DuplicateKey.into()),
                 };
             }
@@ -333,21 +394,14 @@ impl Dialogue {
             slots: &slots,
             text: &inbound.text,
             has_order_number: order_id.is_some(),
+            has_contact_factor: slots.pending_order.is_some()
+                && tracking::has_contact_factor(&inbound.text),
             policy: &self.policy,
         };
         let decision = decide(&input);
-        let missed = |conv: &mut Conversation, reply: Canned, reason: &str| -> Plan {
-            match miss(&input) {
-                Decision::Handoff(r) => handoff_plan(r, lang),
-                _ => {
-                    conv.slots.misses += 1;
-                    Plan::bot(canned(reply, lang).to_string(), reason)
-                }
-            }
-        };
         match decision {
             Decision::Handoff(reason) => handoff_plan(reason, lang),
-            Decision::Clarify => missed(conv, Canned::Clarify, "low_confidence"),
+            Decision::Clarify => missed_plan(&input, conv, lang, Canned::Clarify, "low_confidence"),
             Decision::Answer(Answer::Smalltalk) => {
                 let reply = match c.intent.as_str() {
                     "greeting" => Canned::Greeting,
@@ -370,11 +424,11 @@ impl Dialogue {
                             format!("faq:{}", hit.article.id),
                         )
                     }
-                    None => missed(conv, Canned::FaqNoAnswer, "faq_no_answer"),
+                    None => missed_plan(&input, conv, lang, Canned::FaqNoAnswer, "faq_no_answer"),
                 }
             }
             Decision::Answer(Answer::Tracking) => {
-                let Some(order_id) = order_id else {
+                let Some(order_id) = order_id.or_else(|| conv.slots.pending_order.clone()) else {
                     conv.slots.awaiting_order_number = true;
                     conv.slots.misses = 0;
                     return Plan::bot(
@@ -382,22 +436,131 @@ impl Dialogue {
                         "tracking:ask_order_number",
                     );
                 };
-                match self.orders.find(&order_id).await {
-                    Ok(Some(order)) if order.customer_id == inbound.customer_id => {
-                        conv.slots = Slots::default();
-                        Plan::bot(tracking::describe(&order, lang), "tracking:answered")
-                    }
-                    // Someone else's order reads exactly like a missing one.
-                    Ok(_) => {
-                        conv.slots.awaiting_order_number = true;
-                        missed(conv, Canned::OrderNotFound, "tracking:not_found")
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "order lookup failed; handing off");
-                        handoff_plan(HandoffReason::LookupUnavailable, lang)
-                    }
+                if conv.verified {
+                    self.track_verified(&order_id, conv, lang, &input).await
+                } else {
+                    self.track_anonymous(&order_id, &inbound.text, conv, lang, &input)
+                        .await
                 }
             }
+        }
+    }
+
+    /// Tracking for a verified shopper: only their own orders are described.
+    async fn track_verified(
+        &self,
+        order_id: &OrderId,
+        conv: &mut Conversation,
+        lang: Lang,
+        input: &RouteInput<'_>,
+    ) -> Plan {
+        match self.orders.find(order_id, Some(&conv.customer_id)).await {
+            Ok(Some(order)) if order.customer_id == conv.customer_id => {
+                conv.slots = Slots::default();
+                Plan::bot(tracking::describe(&order, lang), "tracking:answered")
+            }
+            // Someone else's order reads exactly like a missing one.
+            Ok(_) => {
+                conv.slots.awaiting_order_number = true;
+                missed_plan(
+                    input,
+                    conv,
+                    lang,
+                    Canned::OrderNotFound,
+                    "tracking:not_found",
+                )
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "order lookup failed; handing off");
+                handoff_plan(HandoffReason::LookupUnavailable, lang)
+            }
+        }
+    }
+
+    /// Tracking for an anonymous shopper: the order is described only after they name a
+    /// contact detail on it (email, phone or postcode). A wrong detail and a missing order
+    /// read the same, so the bot cannot be used to probe which order numbers exist.
+    async fn track_anonymous(
+        &self,
+        order_id: &OrderId,
+        text: &str,
+        conv: &mut Conversation,
+        lang: Lang,
+        input: &RouteInput<'_>,
+    ) -> Plan {
+        conv.slots.awaiting_order_number = false;
+        if !tracking::has_contact_factor(text) {
+            conv.slots.pending_order = Some(order_id.clone());
+            conv.slots.misses = 0;
+            return Plan::bot(
+                canned(Canned::AskContactFactor, lang).to_string(),
+                "tracking:ask_verification",
+            );
+        }
+        match self.orders.find(order_id, None).await {
+            Ok(Some(order)) if tracking::matches_contact(&order, text) => {
+                conv.slots = Slots::default();
+                Plan::bot(tracking::describe(&order, lang), "tracking:answered")
+            }
+            Ok(_) => {
+                conv.slots.pending_order = Some(order_id.clone());
+                missed_plan(
+                    input,
+                    conv,
+                    lang,
+                    Canned::ContactMismatch,
+                    "tracking:verification_failed",
+                )
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "order lookup failed; handing off");
+                handoff_plan(HandoffReason::LookupUnavailable, lang)
+            }
+        }
+    }
+}
+
+/// A fresh anonymous customer id: nobody's profile, nobody's orders.
+fn anonymous_id() -> CustomerId {
+    CustomerId::parse(&format!("anon-{}", uuid::Uuid::new_v4().simple()))
+        .expect("anon- and 32 hex digits is a valid customer id")
+}
+
+fn new_conversation(
+    customer_id: CustomerId,
+    verified: bool,
+    inbound: &Inbound,
+    now: chrono::DateTime<Utc>,
+) -> Conversation {
+    Conversation {
+        id: ConversationId::new(),
+        customer_id,
+        verified,
+        channel: inbound.channel.clone(),
+        lang: inbound.lang.unwrap_or_default(),
+        state: ConversationState::Bot,
+        slots: Slots::default(),
+        created_at: now,
+        updated_at: now,
+        handoff_reason: None,
+        handoff_intent: None,
+        handoff_at: None,
+    }
+}
+
+/// A message the bot could not act on: ask again, or hand off when it keeps happening.
+fn missed_plan(
+    input: &RouteInput<'_>,
+    conv: &mut Conversation,
+    lang: Lang,
+    reply: Canned,
+    reason: &str,
+) -> Plan {
+    match miss(input) {
+        Decision::Handoff(r) => handoff_plan(r, lang),
+        _ => {
+            conv.slots.misses += 1;
+            Plan::bot(canned(reply, lang).to_string(), reason)
         }
     }
 }
@@ -431,7 +594,11 @@ fn bot_message(text: &str, channel: &str, at: chrono::DateTime<Utc>) -> NewMessa
     }
 }
 
-fn replay(stored: IdempotencyRecord) -> Result<TurnResult, DialogueError> {
+/// The stored answer of a retried request; a different request under the same key is refused.
+fn replay(stored: IdempotencyRecord, fingerprint: &str) -> Result<TurnResult, DialogueError> {
+    if !stored.request_hash.is_empty() && stored.request_hash != fingerprint {
+        return Err(DialogueError::KeyReused);
+    }
     serde_json::from_value(stored.response)
         .map_err(|e| DialogueError::Store(StoreError::Corrupt(format!("stored answer: {e}"))))
 }

@@ -17,6 +17,8 @@ pub enum Canned {
     HandoffUpset,
     LookupDown,
     StillWaiting,
+    AskContactFactor,
+    ContactMismatch,
 }
 
 /// The sentence for `c` in `lang`.
@@ -83,5 +85,17 @@ pub fn canned(c: Canned, lang: Lang) -> &'static str {
             "Thanks, I've added that to your conversation. A member of our support team will reply here shortly."
         }
         (StillWaiting, Lang::Zh) => "收到，已补充到您的对话中，人工客服稍后会在这里回复您。",
+        (AskContactFactor, Lang::En) => {
+            "To keep your order private, please confirm one detail on it: the email address or phone number used for the order, or the delivery postcode."
+        }
+        (AskContactFactor, Lang::Zh) => {
+            "为保护您的订单隐私，请提供该订单上的一项信息进行核验：下单邮箱、手机号，或收货地址的邮编。"
+        }
+        (ContactMismatch, Lang::En) => {
+            "Sorry, I couldn't match those details to that order number. Please check the order number and the email, phone number or postcode on the order."
+        }
+        (ContactMismatch, Lang::Zh) => {
+            "抱歉，您提供的信息与该订单号不匹配。请核对订单号，以及订单上的邮箱、手机号或邮编。"
+        }
     }
 }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{ConversationId, CustomerId, Lang};
+use super::{ConversationId, CustomerId, Lang, OrderId};
 use crate::nlu::Alternative;
 
 /// Who holds the conversation.
@@ -83,6 +83,10 @@ pub struct Slots {
     /// Consecutive messages the bot did not understand or could not answer.
     #[serde(default)]
     pub misses: u32,
+    /// An anonymous shopper named this order; the bot waits for a contact detail on it (email,
+    /// phone or postcode) before describing it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_order: Option<OrderId>,
 }
 
 /// A conversation.
@@ -90,6 +94,9 @@ pub struct Slots {
 pub struct Conversation {
     pub id: ConversationId,
     pub customer_id: CustomerId,
+    /// The customer id was verified (the shop signed it); otherwise the shopper is anonymous
+    /// and `customer_id` is a generated `anon-…` id with no profile.
+    pub verified: bool,
     pub channel: String,
     pub lang: Lang,
     pub state: ConversationState,

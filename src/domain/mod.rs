@@ -6,6 +6,7 @@ pub mod customer;
 pub mod ids;
 pub mod lang;
 pub mod order;
+pub mod text;
 
 pub use conversation::{
     Author, Conversation, ConversationState, Message, NewMessage, RouteDecision, Slots,

@@ -59,4 +59,13 @@ pub struct Order {
     pub items: Vec<OrderItem>,
     #[serde(default)]
     pub last_event: Option<OrderEvent>,
+    /// Contact details on the order: an anonymous shopper must name one of them (the second
+    /// factor) before the bot describes the order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    /// The delivery postcode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postcode: Option<String>,
 }

@@ -82,7 +82,7 @@ impl Tokens {
 }
 
 /// The bearer token of a request.
-fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+pub fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -34,6 +34,12 @@ pub enum ApiError {
     Unauthorized,
     #[error("this token does not grant access to that resource")]
     Forbidden,
+    /// A claimed shopper identity was not accepted.
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
+    /// The request conflicts with the stored state (e.g. a reused retry key).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("method not allowed on this route")]
@@ -57,6 +63,8 @@ impl ApiError {
             }
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::Identity(_) => (StatusCode::UNAUTHORIZED, "identity_not_verified"),
+            Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Overloaded => (StatusCode::TOO_MANY_REQUESTS, "overloaded"),
@@ -86,7 +94,7 @@ impl IntoResponse for ApiError {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
-        if matches!(self, Self::Unauthorized) {
+        if matches!(self, Self::Unauthorized | Self::Identity(_)) {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
@@ -115,6 +123,10 @@ impl From<DialogueError> for ApiError {
         match e {
             DialogueError::NotFound => Self::NotFound("conversation"),
             DialogueError::WrongCustomer => Self::Forbidden,
+            e @ DialogueError::KeyReused => Self::Conflict {
+                code: "idempotency_key_reused",
+                message: e.to_string(),
+            },
             DialogueError::Classifier(e) => e.into(),
             DialogueError::Store(e) => e.into(),
         }

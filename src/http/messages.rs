@@ -1,35 +1,66 @@
 //! Shopper messages and conversation transcripts: wire types and thin handlers.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 use utoipa::ToSchema;
 
-use crate::dialogue::{Inbound, TurnResult};
-use crate::domain::{Author, ConversationId, ConversationState, CustomerId, Lang};
+use crate::dialogue::{Inbound, Target, TurnResult};
+use crate::domain::text::clean;
+use crate::domain::{Author, ConversationId, ConversationState, CustomerId};
 
 use super::AppState;
+use super::customers::WireLang;
 use super::error::{ApiError, ErrorBody};
-use super::extract::Json;
+use super::extract::{Bearer, Json, Path};
 
-/// A shopper message.
+/// A shopper message. A new conversation is either for a verified customer (`customer_id`
+/// with the `customer_hash` the shop's backend computed) or anonymous (neither); later
+/// messages name the `conversation_id` and send its token as `Authorization: Bearer`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MessageRequest {
-    /// The shop's customer id.
-    #[schema(example = "c-2001")]
-    pub customer_id: String,
-    /// The message text.
-    #[schema(example = "where is my order 20261119-5508?")]
+    /// The shop's customer id; needs `customer_hash` to start a conversation. Omit both to
+    /// chat anonymously.
+    #[schema(
+        example = "c-2001",
+        pattern = r"^[A-Za-z0-9._:@-]{1,64}$",
+        min_length = 1,
+        max_length = 64
+    )]
+    pub customer_id: Option<String>,
+    /// Hex HMAC-SHA256 of `customer_id` under the identity secret shared with the shop
+    /// (ignored without `customer_id`).
+    #[schema(pattern = r"^[0-9a-fA-F]{64}$", min_length = 64, max_length = 64)]
+    pub customer_hash: Option<String>,
+    /// The message text (control and bidi-override characters are removed; it must keep at
+    /// least one visible character). The longest accepted length is the server's
+    /// `max_text_chars` (the document shows the configured value).
+    #[schema(
+        example = "where is my order 20261119-5508?",
+        min_length = 1,
+        max_length = 4000,
+        pattern = r"[^\s\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
+    )]
     pub text: String,
     /// Continue this conversation (send its token as `Authorization: Bearer`).
+    #[schema(format = Uuid)]
     pub conversation_id: Option<String>,
     /// Channel name (default `api`).
+    #[schema(pattern = r"^[a-z0-9_-]{1,32}$", min_length = 1, max_length = 32)]
     pub channel: Option<String>,
-    /// `en` or `zh`; detected from the text when absent.
-    pub lang: Option<String>,
-    /// Makes retries idempotent: the same id twice stores one message and returns one answer.
+    /// Language of the answer; detected from the text when absent.
+    pub lang: Option<WireLang>,
+    /// Makes retries idempotent: the same id with the same message stores one message and
+    /// returns one answer; the same id with a different message is refused (409). Unique per
+    /// conversation (for a new conversation: per verified customer, or among anonymous ones;
+    /// use a random UUID).
+    #[schema(
+        pattern = r"^[A-Za-z0-9._:-]{1,128}$",
+        min_length = 1,
+        max_length = 128
+    )]
     pub client_message_id: Option<String>,
 }
 
@@ -79,14 +110,80 @@ fn parse_channel(c: Option<String>) -> Result<String, ApiError> {
     }
 }
 
+fn parse_client_message_id(k: Option<String>) -> Result<Option<String>, ApiError> {
+    match k {
+        Some(k)
+            if k.is_empty()
+                || k.len() > 128
+                || !k
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')) =>
+        {
+            Err(ApiError::Unprocessable(
+                "client_message_id must be 1-128 of [A-Za-z0-9._:-]".into(),
+            ))
+        }
+        k => Ok(k),
+    }
+}
+
+/// The message text as stored: length checked as sent, controls removed, ends trimmed.
+fn parse_text(text: &str, max_chars: usize) -> Result<String, ApiError> {
+    if text.chars().count() > max_chars {
+        return Err(ApiError::Unprocessable(format!(
+            "text is longer than {max_chars} characters"
+        )));
+    }
+    let text = clean(text).trim().to_string();
+    if text.is_empty() {
+        return Err(ApiError::Unprocessable(
+            "text must have at least one visible character".into(),
+        ));
+    }
+    Ok(text)
+}
+
+/// Which conversation the message is for, with the caller's right to it checked.
+fn target(state: &AppState, headers: &HeaderMap, req: &MessageRequest) -> Result<Target, ApiError> {
+    let claimed = req
+        .customer_id
+        .as_deref()
+        .map(|c| CustomerId::parse(c).map_err(|e| ApiError::Unprocessable(e.to_string())))
+        .transpose()?;
+    if let Some(h) = &req.customer_hash
+        && (h.len() != 64 || !h.chars().all(|c| c.is_ascii_hexdigit()))
+    {
+        return Err(ApiError::Unprocessable(
+            "customer_hash must be 64 hex digits".into(),
+        ));
+    }
+    if let Some(id) = &req.conversation_id {
+        let id = ConversationId::parse(id).map_err(|_| ApiError::NotFound("conversation"))?;
+        state.tokens.require_conversation(headers, id, false)?;
+        return Ok(Target::Existing { id, claimed });
+    }
+    match claimed {
+        Some(customer) => {
+            state
+                .identity
+                .verify(&customer, req.customer_hash.as_deref())
+                .map_err(ApiError::Identity)?;
+            Ok(Target::NewVerified(customer))
+        }
+        // A hash without an id proves nothing: the shopper is anonymous.
+        None => Ok(Target::NewAnonymous),
+    }
+}
+
 /// Send a shopper message.
 #[utoipa::path(
     post, path = "/api/v1/messages", request_body = MessageRequest,
     responses(
         (status = 200, body = MessageResponse),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 503, body = ErrorBody)
     ),
     security((), ("bearer" = []))
 )]
@@ -100,52 +197,21 @@ pub async fn post_message(
         .clone()
         .try_acquire_owned()
         .map_err(|_| ApiError::Overloaded)?;
-    let customer_id =
-        CustomerId::parse(&req.customer_id).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-    let text = req.text.trim().to_string();
-    if text.is_empty() {
-        return Err(ApiError::Unprocessable("text must not be empty".into()));
-    }
-    if text.chars().count() > state.settings.max_text_chars {
-        return Err(ApiError::Unprocessable(format!(
-            "text is longer than {} characters",
-            state.settings.max_text_chars
-        )));
-    }
-    let conversation_id = req
-        .conversation_id
-        .as_deref()
-        .map(|s| ConversationId::parse(s).map_err(|_| ApiError::NotFound("conversation")))
-        .transpose()?;
-    if let Some(id) = conversation_id {
-        state.tokens.require_conversation(&headers, id, false)?;
-    }
-    let lang = req
-        .lang
-        .as_deref()
-        .map(|l| {
-            Lang::parse(l).ok_or_else(|| ApiError::Unprocessable("lang must be en or zh".into()))
-        })
-        .transpose()?;
-    if let Some(k) = &req.client_message_id
-        && (k.is_empty() || k.len() > 128)
-    {
-        return Err(ApiError::Unprocessable(
-            "client_message_id must be 1-128 characters".into(),
-        ));
-    }
-    let inbound = Inbound {
-        customer_id,
-        text,
-        conversation_id,
-        channel: parse_channel(req.channel)?,
-        lang,
-        client_message_id: req.client_message_id,
-    };
+    let text = parse_text(&req.text, state.settings.max_text_chars)?;
+    let channel = parse_channel(req.channel.clone())?;
+    let client_message_id = parse_client_message_id(req.client_message_id.clone())?;
+    let target = target(&state, &headers, &req)?;
     let span = tracing::info_span!("message", conversation_id = tracing::field::Empty);
-    if let Some(id) = conversation_id {
+    if let Target::Existing { id, .. } = &target {
         span.record("conversation_id", tracing::field::display(id));
     }
+    let inbound = Inbound {
+        target,
+        text,
+        channel,
+        lang: req.lang.map(Into::into),
+        client_message_id,
+    };
     let (result, replayed) = state
         .dialogue
         .handle(inbound)
@@ -224,25 +290,24 @@ pub struct ConversationOut {
     pub messages: Vec<MessageOut>,
 }
 
-/// Read a conversation (its own token, or the admin/agent token).
+/// Read a conversation (its own token, or the admin token).
 #[utoipa::path(
     get, path = "/api/v1/conversations/{id}",
-    params(("id" = String, Path, description = "Conversation id")),
-    responses((status = 200, body = ConversationOut), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    params(("id" = String, Path, description = "Conversation id", format = Uuid)),
+    responses(
+        (status = 200, body = ConversationOut),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)
+    ),
     security(("bearer" = []))
 )]
 pub async fn get_conversation(
     State(state): State<AppState>,
+    _: Bearer,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<axum::Json<ConversationOut>, ApiError> {
-    let Ok(id) = ConversationId::parse(&id) else {
-        // Still demand credentials first, so that probing without a token learns nothing.
-        return Err(match state.tokens.require_admin(&headers) {
-            Err(ApiError::Unauthorized) => ApiError::Unauthorized,
-            _ => ApiError::NotFound("conversation"),
-        });
-    };
+    let id = ConversationId::parse(&id).map_err(|_| ApiError::NotFound("conversation"))?;
     state.tokens.require_conversation(&headers, id, true)?;
     let conv = state
         .store

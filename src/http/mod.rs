@@ -39,6 +39,8 @@ pub struct AppState {
     pub classifier: Arc<dyn IntentClassifier>,
     pub dialogue: Arc<Dialogue>,
     pub tokens: Arc<Tokens>,
+    /// Verifies `customer_hash` values.
+    pub identity: Arc<crate::identity::IdentityVerifier>,
     pub metrics: Arc<Metrics>,
     /// Caps shopper messages in flight; beyond it the API answers 429.
     pub in_flight: Arc<Semaphore>,
@@ -56,7 +58,7 @@ pub struct AppState {
     ),
     components(schemas(
         messages::MessageRequest, messages::MessageResponse, messages::ConversationOut,
-        error::ErrorBody, crate::domain::Customer, ops::Ready
+        error::ErrorBody, customers::CustomerBody, customers::CustomerPut, customers::Imported, ops::Ready
     )),
     modifiers(&BearerAuth)
 )]

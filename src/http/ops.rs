@@ -58,7 +58,11 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// The API description, generated from the handlers.
-pub async fn openapi() -> impl IntoResponse {
-    axum::Json(super::ApiDoc::openapi())
+/// The API description, generated from the handlers, with this server's configured limits.
+pub async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
+    let mut doc = serde_json::to_value(super::ApiDoc::openapi()).unwrap_or_default();
+    if let Some(text) = doc.pointer_mut("/components/schemas/MessageRequest/properties/text") {
+        text["maxLength"] = state.settings.max_text_chars.into();
+    }
+    axum::Json(doc)
 }

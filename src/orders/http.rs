@@ -1,13 +1,14 @@
 //! The shop's order API over HTTP: `GET` a configured URL template (`{order_id}` is replaced)
 //! returning the order as JSON (the same shape as `demo/orders.json` entries); 404 means no
-//! such order. Each attempt has a timeout; transient failures are retried with backoff.
+//! such order. The verified customer asking is sent as `X-Switchboard-Customer-Id` (and
+//! replaces `{customer_id}` in the template when present); anonymous lookups send neither. Each attempt has a timeout; transient failures are retried with backoff.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 use super::{OrderError, OrderProvider};
-use crate::domain::{Order, OrderId};
+use crate::domain::{CustomerId, Order, OrderId};
 
 /// Settings of the HTTP provider.
 #[derive(Debug, Clone)]
@@ -36,9 +37,20 @@ impl HttpOrders {
         Ok(Self { client, config })
     }
 
-    async fn attempt(&self, id: &OrderId) -> Result<Option<Order>, Attempt> {
-        let url = self.config.url_template.replace("{order_id}", id.as_str());
+    async fn attempt(
+        &self,
+        id: &OrderId,
+        customer: Option<&CustomerId>,
+    ) -> Result<Option<Order>, Attempt> {
+        let url = self
+            .config
+            .url_template
+            .replace("{order_id}", id.as_str())
+            .replace("{customer_id}", customer.map_or("", |c| c.as_str()));
         let mut req = self.client.get(&url);
+        if let Some(c) = customer {
+            req = req.header("x-switchboard-customer-id", c.as_str());
+        }
         if let Some(t) = &self.config.token {
             req = req.bearer_auth(t);
         }
@@ -75,7 +87,11 @@ enum Attempt {
 
 #[async_trait]
 impl OrderProvider for HttpOrders {
-    async fn find(&self, id: &OrderId) -> Result<Option<Order>, OrderError> {
+    async fn find(
+        &self,
+        id: &OrderId,
+        customer: Option<&CustomerId>,
+    ) -> Result<Option<Order>, OrderError> {
         let mut delay = Duration::from_millis(100);
         let mut last = String::new();
         for attempt in 0..=self.config.retries {
@@ -83,7 +99,7 @@ impl OrderProvider for HttpOrders {
                 tokio::time::sleep(delay).await;
                 delay *= 2;
             }
-            match self.attempt(id).await {
+            match self.attempt(id, customer).await {
                 Ok(found) => return Ok(found),
                 Err(Attempt::Fail(e)) => return Err(OrderError::Unavailable(e)),
                 Err(Attempt::Retry(e)) => {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::domain::{Order, OrderId};
+use crate::domain::{CustomerId, Order, OrderId};
 use crate::store::Store;
 
 /// An order lookup failed for a reason other than "no such order".
@@ -20,8 +20,14 @@ pub enum OrderError {
 /// Looks orders up by number.
 #[async_trait]
 pub trait OrderProvider: Send + Sync {
-    /// The order, `None` when the shop has no such order.
-    async fn find(&self, id: &OrderId) -> Result<Option<Order>, OrderError>;
+    /// The order, `None` when the shop has no such order. `customer` is the verified shopper
+    /// asking (none for an anonymous one), passed on so the shop's API can check ownership too;
+    /// the caller still never describes an order that belongs to someone else.
+    async fn find(
+        &self,
+        id: &OrderId,
+        customer: Option<&CustomerId>,
+    ) -> Result<Option<Order>, OrderError>;
 }
 
 /// Orders imported into the embedded store (`switchboard import orders`).
@@ -37,7 +43,11 @@ impl StoreOrders {
 
 #[async_trait]
 impl OrderProvider for StoreOrders {
-    async fn find(&self, id: &OrderId) -> Result<Option<Order>, OrderError> {
+    async fn find(
+        &self,
+        id: &OrderId,
+        _customer: Option<&CustomerId>,
+    ) -> Result<Option<Order>, OrderError> {
         self.store
             .order(id)
             .await

@@ -81,6 +81,8 @@ pub struct RouteInput<'a> {
     pub text: &'a str,
     /// The message carries an order number.
     pub has_order_number: bool,
+    /// The bot waits for an anonymous shopper's contact detail and the message has one.
+    pub has_contact_factor: bool,
     pub policy: &'a BotPolicy,
 }
 
@@ -94,9 +96,13 @@ pub fn decide(input: &RouteInput<'_>) -> Decision {
     if (confident && c.intent == "complaint") || anger::is_upset(input.text) {
         return Decision::Handoff(HandoffReason::Upset);
     }
-    // An order number while the bot waits for one is the answer, whatever the classifier says.
+    // An order number while the bot waits for one is the answer, whatever the classifier says;
+    // so is the contact detail that verifies an anonymous shopper's order.
     if input.has_order_number && (input.slots.awaiting_order_number || c.intent == "order_tracking")
     {
+        return Decision::Answer(Answer::Tracking);
+    }
+    if input.has_contact_factor && input.slots.pending_order.is_some() {
         return Decision::Answer(Answer::Tracking);
     }
     let Some(spec) = input.spec.filter(|_| confident) else {
@@ -155,6 +161,8 @@ mod tests {
         awaiting: bool,
         misses: u32,
         order_no: bool,
+        /// An anonymous shopper's order waits for a contact detail, and the text has one.
+        pending_factor: bool,
         expect: Decision,
     }
 
@@ -171,6 +179,9 @@ mod tests {
         let slots = Slots {
             awaiting_order_number: case.awaiting,
             misses: case.misses,
+            pending_order: case
+                .pending_factor
+                .then(|| crate::domain::OrderId::parse("20261119-5508").unwrap()),
         };
         let policy = BotPolicy::default();
         let input = RouteInput {
@@ -179,6 +190,7 @@ mod tests {
             slots: &slots,
             text: case.text,
             has_order_number: case.order_no,
+            has_contact_factor: case.pending_factor,
             policy: &policy,
         };
         assert_eq!(
@@ -202,6 +214,7 @@ mod tests {
             awaiting: false,
             misses: 0,
             order_no: false,
+            pending_factor: false,
             expect,
         };
         check(base("order_tracking", Answer(super::Answer::Tracking)));
@@ -243,6 +256,12 @@ mod tests {
             awaiting: true,
             order_no: false,
             ..base("refund_policy", Answer(super::Answer::Faq))
+        });
+        // The contact detail that verifies an anonymous shopper's order goes back to tracking.
+        check(Case {
+            confidence: 0.3,
+            pending_factor: true,
+            ..base("out_of_scope", Answer(super::Answer::Tracking))
         });
         // Anger wins over a bot intent.
         check(Case {

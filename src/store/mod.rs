@@ -27,8 +27,12 @@ pub enum StoreError {
 /// The answer stored for an idempotency key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IdempotencyRecord {
-    pub customer_id: CustomerId,
+    /// Where the key is unique: `conversation:<id>`, `customer:<id>` or `anonymous`.
+    pub scope: String,
     pub client_message_id: String,
+    /// SHA-256 of the request the key was first used with (empty for keys stored before
+    /// fingerprints existed).
+    pub request_hash: String,
     pub conversation_id: ConversationId,
     pub response: serde_json::Value,
 }
@@ -60,10 +64,10 @@ pub trait Store: Send + Sync {
     async fn conversation(&self, id: ConversationId) -> Result<Option<Conversation>, StoreError>;
     async fn messages(&self, id: ConversationId) -> Result<Vec<Message>, StoreError>;
 
-    /// The stored answer for `(customer, client_message_id)`, if that message was accepted.
+    /// The stored answer for `(scope, client_message_id)`, if that message was accepted.
     async fn idempotent(
         &self,
-        customer: &CustomerId,
+        scope: &str,
         client_message_id: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError>;
 

@@ -55,6 +55,7 @@ fn conversation_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Conversation, 
     Ok(Conversation {
         id: ConversationId::parse(&id).map_err(|_| corrupt("conversation id"))?,
         customer_id: CustomerId::parse(&customer).map_err(|_| corrupt("customer id"))?,
+        verified: row.try_get::<i64, _>("verified")? != 0,
         channel: row.try_get("channel")?,
         lang: Lang::parse(&lang).unwrap_or_default(),
         state: ConversationState::parse(&state).ok_or_else(|| corrupt("state"))?,
@@ -203,13 +204,13 @@ impl Store for SqliteStore {
 
     async fn idempotent(
         &self,
-        customer: &CustomerId,
+        scope: &str,
         client_message_id: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT conversation_id, response FROM idempotency WHERE customer_id = ? AND client_message_id = ?",
+            "SELECT conversation_id, request_hash, response FROM idempotency_keys WHERE scope = ? AND client_message_id = ?",
         )
-        .bind(customer.as_str())
+        .bind(scope)
         .bind(client_message_id)
         .fetch_optional(&self.pool)
         .await?;
@@ -217,8 +218,9 @@ impl Store for SqliteStore {
         let conv: String = row.try_get("conversation_id")?;
         let response: String = row.try_get("response")?;
         Ok(Some(IdempotencyRecord {
-            customer_id: customer.clone(),
+            scope: scope.to_string(),
             client_message_id: client_message_id.to_string(),
+            request_hash: row.try_get("request_hash")?,
             conversation_id: ConversationId::parse(&conv)
                 .map_err(|_| corrupt("conversation id"))?,
             response: serde_json::from_str(&response).map_err(|_| corrupt("response"))?,
@@ -230,12 +232,13 @@ impl Store for SqliteStore {
         let c = &turn.conversation;
         if let Some(idem) = &turn.idempotency {
             let inserted = sqlx::query(
-                "INSERT INTO idempotency (customer_id, client_message_id, conversation_id, response, created_at)
-                 VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                "INSERT INTO idempotency_keys (scope, client_message_id, conversation_id, request_hash, response, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             )
-            .bind(idem.customer_id.as_str())
+            .bind(&idem.scope)
             .bind(&idem.client_message_id)
             .bind(idem.conversation_id.to_string())
+            .bind(&idem.request_hash)
             .bind(idem.response.to_string())
             .bind(Utc::now())
             .execute(&mut *tx)
@@ -249,11 +252,12 @@ impl Store for SqliteStore {
             serde_json::to_string(&c.slots).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         if turn.is_new {
             sqlx::query(
-                "INSERT INTO conversations (id, customer_id, channel, lang, state, slots, created_at, updated_at, handoff_reason, handoff_intent, handoff_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO conversations (id, customer_id, verified, channel, lang, state, slots, created_at, updated_at, handoff_reason, handoff_intent, handoff_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(c.id.to_string())
             .bind(c.customer_id.as_str())
+            .bind(i64::from(c.verified))
             .bind(&c.channel)
             .bind(c.lang.as_str())
             .bind(c.state.as_str())

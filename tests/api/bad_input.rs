@@ -21,7 +21,7 @@ async fn malformed_requests_get_clear_errors() {
             "invalid_request",
         ),
         (
-            b"{\"text\": \"hi\"}".to_vec(),
+            b"{\"customer_id\": \"c-1\"}".to_vec(),
             "application/json",
             422,
             "invalid_request",
@@ -200,7 +200,11 @@ async fn hostile_texts_are_handled() {
             .json()
             .await
             .unwrap();
-        assert_eq!(c["messages"][0]["text"].as_str().unwrap(), text.trim());
+        // Stored as normalised at the edge: no control or bidi-override characters.
+        assert_eq!(
+            c["messages"][0]["text"].as_str().unwrap(),
+            switchboard::domain::text::clean(&text).trim()
+        );
     }
     app.stop().await;
 }

@@ -293,7 +293,10 @@ async fn operating_endpoints() {
 async fn graceful_shutdown_finishes_in_flight_requests() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = spawn_app().await;
-    let body = json!({"customer_id": "c-2001", "text": "what's your return policy?"}).to_string();
+    let body = crate::helpers::signed(
+        json!({"customer_id": "c-2001", "text": "what's your return policy?"}),
+    )
+    .to_string();
     let (head, tail) = body.split_at(body.len() / 2);
     let addr = app.base.trim_start_matches("http://").to_string();
     let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();

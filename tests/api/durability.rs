@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN, root};
+use crate::helpers::{ADMIN, IDENTITY, root, signed};
 
 /// Starts `switchboard serve` on port 0 and returns it with its base URL.
 fn start(data_dir: &std::path::Path) -> (Child, String) {
@@ -15,6 +15,7 @@ fn start(data_dir: &std::path::Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .current_dir(&r)
         .args(["serve", "--listen", "127.0.0.1:0", "--admin-token", ADMIN])
+        .args(["--identity-secret", IDENTITY])
         .arg("--data-dir")
         .arg(data_dir)
         .env("RUST_LOG", "info")
@@ -53,10 +54,10 @@ async fn kill_9_loses_no_acknowledged_message_and_duplicates_none() {
             let mut conv: Option<(String, String)> = None;
             for i in 0..50 {
                 let key = format!("s{s}-m{i}");
-                let mut body = json!({"customer_id": format!("c-20{s:02}"), "text": format!("hello number {i}"), "client_message_id": key});
+                let mut body = signed(json!({"customer_id": format!("c-20{s:02}"), "text": format!("hello number {i}"), "client_message_id": key}));
                 let mut req = client.post(format!("{base}/api/v1/messages"));
                 if let Some((id, token)) = &conv {
-                    body["conversation_id"] = json!(id);
+                    body = json!({"conversation_id": id, "text": format!("hello number {i}"), "client_message_id": key});
                     req = req.bearer_auth(token);
                 }
                 match req.json(&body).send().await {
@@ -112,7 +113,9 @@ async fn kill_9_loses_no_acknowledged_message_and_duplicates_none() {
     // A retry of an acknowledged message after the restart is a replay, not a new message.
     let (id, key) = &acked[0];
     let customer = format!("c-20{:02}", key[1..2].parse::<u32>().unwrap());
-    let body = json!({"customer_id": customer, "text": "hello number 0", "client_message_id": key});
+    let body = signed(
+        json!({"customer_id": customer, "text": "hello number 0", "client_message_id": key}),
+    );
     let v: Value = client
         .post(format!("{base}/api/v1/messages"))
         .json(&body)

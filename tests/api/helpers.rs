@@ -12,6 +12,29 @@ use switchboard::nlu::service::ClassifierService;
 use switchboard::settings::{Secret, Settings};
 
 pub const ADMIN: &str = "test-admin-token-0123456789";
+/// The identity secret test servers share with the "shop".
+pub const IDENTITY: &str = "test-identity-secret-0123456789";
+
+/// The `customer_hash` the shop's backend would send for `customer`.
+pub fn hash(customer: &str) -> String {
+    switchboard::identity::sign_with(
+        IDENTITY,
+        &switchboard::domain::CustomerId::parse(customer).unwrap(),
+    )
+}
+
+/// Adds the shop's signature to a request that starts a conversation for a named customer
+/// (and has none yet), as a shop's widget would.
+pub fn signed(mut body: Value) -> Value {
+    if let Some(c) = body["customer_id"].as_str().map(str::to_string)
+        && body.get("conversation_id").is_none()
+        && body.get("customer_hash").is_none()
+        && switchboard::domain::CustomerId::parse(&c).is_ok()
+    {
+        body["customer_hash"] = json!(hash(&c));
+    }
+    body
+}
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -69,6 +92,7 @@ pub fn settings(data_dir: &Path) -> Settings {
         kb_dir: r.join("kb"),
         demo_dir: Some(r.join("demo")),
         admin_token: Some(Secret::new(ADMIN)),
+        identity_secret: Some(Secret::new(IDENTITY)),
         ..Settings::default()
     }
 }
@@ -129,7 +153,14 @@ impl TestApp {
         req.send().await.expect("request sent")
     }
 
+    /// Posts a message; a new conversation for a named customer is signed like a shop's
+    /// widget would (use [`TestApp::post_unsigned`] to send it as written).
     pub async fn post(&self, body: Value, token: Option<&str>) -> reqwest::Response {
+        self.post_unsigned(signed(body), token).await
+    }
+
+    /// Posts a message exactly as given.
+    pub async fn post_unsigned(&self, body: Value, token: Option<&str>) -> reqwest::Response {
         self.post_raw(body.to_string(), "application/json", token)
             .await
     }

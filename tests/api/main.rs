@@ -3,8 +3,10 @@
 
 mod bad_input;
 mod classifier;
+mod contract;
 mod conversations;
 mod durability;
 mod helpers;
+mod identity;
 mod order_api;
 mod store_suite;

@@ -17,15 +17,22 @@ struct Shop {
     failures: usize,
 }
 
+/// Like a shop that checks ownership itself: it wants the verified customer Switchboard
+/// passes along, and does not show an order to anyone else.
 async fn order(
     State(shop): State<Shop>,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
 ) -> Result<axum::Json<Value>, StatusCode> {
     let n = shop.calls.fetch_add(1, Ordering::SeqCst);
     if n < shop.failures {
         return Err(StatusCode::SERVICE_UNAVAILABLE);
     }
-    if id != "20261201-4242" {
+    let customer = headers
+        .get("x-switchboard-customer-id")
+        .and_then(|v| v.to_str().ok())
+        .ok_or(StatusCode::BAD_REQUEST)?;
+    if id != "20261201-4242" || customer != "c-2001" {
         return Err(StatusCode::NOT_FOUND);
     }
     Ok(axum::Json(json!({

@@ -14,12 +14,14 @@ fn conversation(customer: &CustomerId) -> Conversation {
     Conversation {
         id: ConversationId::new(),
         customer_id: customer.clone(),
+        verified: true,
         channel: "api".into(),
         lang: Lang::Zh,
         state: ConversationState::Bot,
         slots: Slots {
             awaiting_order_number: true,
             misses: 1,
+            pending_order: None,
         },
         created_at: now,
         updated_at: now,
@@ -48,8 +50,9 @@ async fn turns_are_atomic_and_idempotent(store: &dyn Store) {
     let customer = CustomerId::parse("c-9").unwrap();
     let mut conv = conversation(&customer);
     let idem = IdempotencyRecord {
-        customer_id: customer.clone(),
+        scope: format!("customer:{customer}"),
         client_message_id: "k1".into(),
+        request_hash: "f00d".into(),
         conversation_id: conv.id,
         response: serde_json::json!({"answer": 1}),
     };
@@ -69,7 +72,11 @@ async fn turns_are_atomic_and_idempotent(store: &dyn Store) {
     assert_eq!(msgs[0].body.text, "你好");
     assert_eq!(msgs[1].body.author, Author::Bot);
     assert_eq!(
-        store.idempotent(&customer, "k1").await.unwrap().unwrap(),
+        store
+            .idempotent(&format!("customer:{customer}"), "k1")
+            .await
+            .unwrap()
+            .unwrap(),
         idem
     );
 
