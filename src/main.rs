@@ -87,6 +87,8 @@ enum Command {
         #[command(flatten)]
         training: TrainingOptions,
     },
+    /// Capacity planner: run the queue policy in simulated time and report waits per tier.
+    Simulate(Box<commands::simulate::SimulateArgs>),
     /// Manage pretrained encoders.
     Models {
         #[command(subcommand)]
@@ -363,6 +365,7 @@ fn main() -> anyhow::Result<()> {
                 },
             )?;
         }
+        Command::Simulate(args) => commands::simulate::run(&args)?,
         Command::Models {
             action: ModelsAction::Fetch { names },
         } => commands::models::fetch(&cli.models.models_dir, &names)?,
