@@ -51,6 +51,8 @@ enum Command {
         #[command(flatten)]
         training: TrainingOptions,
     },
+    /// Capacity planner: run the queue policy in simulated time and report waits per tier.
+    Simulate(Box<commands::simulate::SimulateArgs>),
     /// Classify one message and print intent, confidence, out-of-scope flag and alternatives.
     Classify {
         /// The message.
@@ -87,8 +89,6 @@ enum Command {
         #[command(flatten)]
         training: TrainingOptions,
     },
-    /// Capacity planner: run the queue policy in simulated time and report waits per tier.
-    Simulate(Box<commands::simulate::SimulateArgs>),
     /// Manage pretrained encoders.
     Models {
         #[command(subcommand)]
@@ -329,6 +329,7 @@ fn main() -> anyhow::Result<()> {
             )?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
+        Command::Simulate(args) => commands::simulate::run(&args)?,
         Command::Classify { text, json, data } => {
             let model = cli
                 .models
@@ -365,7 +366,6 @@ fn main() -> anyhow::Result<()> {
                 },
             )?;
         }
-        Command::Simulate(args) => commands::simulate::run(&args)?,
         Command::Models {
             action: ModelsAction::Fetch { names },
         } => commands::models::fetch(&cli.models.models_dir, &names)?,

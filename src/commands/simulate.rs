@@ -49,14 +49,30 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Queue order: the policy (earliest SLA deadline first) or first come, first served.
-    #[arg(long, value_enum, default_value_t = Discipline::Deadline)]
-    pub order: Discipline,
+    #[arg(long, value_enum, default_value_t = Order::Policy)]
+    pub order: Order,
     /// Simulated start time (RFC 3339); matters only for teams with business hours.
     #[arg(long, default_value = "2026-11-23T09:00:00Z")]
     pub start: DateTime<Utc>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The `--order` flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Order {
+    Policy,
+    Fifo,
+}
+
+impl From<Order> for Discipline {
+    fn from(o: Order) -> Self {
+        match o {
+            Order::Policy => Discipline::Deadline,
+            Order::Fifo => Discipline::Fifo,
+        }
+    }
 }
 
 /// Why a simulation cannot run.
@@ -434,15 +450,21 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         ),
         (None, None) => anyhow::bail!("give --arrivals FILE or --rate PER_HOUR"),
     };
-    let served = simulate(&arrivals, args.agents, args.order, &policy, args.start)
-        .context("running the simulation")?;
+    let served = simulate(
+        &arrivals,
+        args.agents,
+        args.order.into(),
+        &policy,
+        args.start,
+    )
+    .context("running the simulation")?;
     let report = report(&served, &policy);
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         let order = match args.order {
-            Discipline::Deadline => "policy order",
-            Discipline::Fifo => "FIFO order",
+            Order::Policy => "policy order",
+            Order::Fifo => "FIFO order",
         };
         let heading = format!(
             "{order}, {} agents, {} arrivals ({source})",

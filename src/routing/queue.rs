@@ -26,12 +26,10 @@ pub struct QueueEntry {
 
 /// Which order the queue serves in. `Deadline` is the product; `Fifo` exists so the capacity
 /// planner can show what the policy buys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Discipline {
     /// Earliest `sla_due` first (the policy).
     #[default]
-    #[value(name = "policy")]
     Deadline,
     /// Longest waiting first.
     Fifo,
@@ -136,8 +134,13 @@ pub fn expected_wait(
     // The shopper is served when `ahead + 1` conversations have started; each round of
     // `slots` conversations takes one mean handle time, the first round is already running
     // for half of it on average.
-    let rounds = (ahead / slots) as i64;
-    Some(mean * rounds as i32 + mean / 2)
+    let rounds = i32::try_from(ahead / slots).unwrap_or(i32::MAX);
+    Some(
+        mean.checked_mul(rounds)
+            .unwrap_or(Duration::MAX)
+            .checked_add(&(mean / 2))
+            .unwrap_or(Duration::MAX),
+    )
 }
 
 #[cfg(test)]
