@@ -656,6 +656,40 @@ mod tests {
     }
 
     #[test]
+    fn json_report_has_the_documented_shape() {
+        let (_, r) = run_report(&backlog(), 2, Discipline::Deadline);
+        let v = serde_json::to_value(&r).expect("json");
+        // Sorted, so the check holds whether or not serde_json preserves field order.
+        let sorted = |m: &serde_json::Map<String, serde_json::Value>| {
+            let mut k: Vec<String> = m.keys().cloned().collect();
+            k.sort();
+            k
+        };
+        let keys = sorted(v.as_object().expect("object"));
+        assert_eq!(keys, ["max_wait_s", "tiers"]);
+        let tiers = v["tiers"].as_object().expect("tiers");
+        assert_eq!(sorted(tiers), ["gold", "regular", "vip"]);
+        let vip = tiers["vip"].as_object().expect("vip");
+        let fields = sorted(vip);
+        assert_eq!(
+            fields,
+            [
+                "breaches",
+                "count",
+                "max_wait_s",
+                "p50_wait_s",
+                "p95_wait_s",
+                "within_sla"
+            ]
+        );
+        assert_eq!(vip["count"], 6);
+        assert_eq!(
+            v["max_wait_s"].as_i64(),
+            r.tiers.values().map(|t| t.max_wait_s).max()
+        );
+    }
+
+    #[test]
     fn percentiles_use_nearest_rank() {
         let v: Vec<i64> = (1..=20).collect();
         assert_eq!(percentile(&v, 0.5), 10);

@@ -584,6 +584,32 @@ mod tests {
             ),
             "tiers[2]"
         );
+        // Business hours are checked where they are declared.
+        assert_eq!(
+            bad_key(
+                "[teams.quality]",
+                "[teams.quality.hours]\ntime_zone = \"Mars/Olympus\"\nmon = [\"09:00-18:00\"]"
+            ),
+            "teams.quality.hours"
+        );
+        assert_eq!(
+            bad_key(
+                "[teams.quality]",
+                "[teams.quality.hours]\ntime_zone = \"UTC\"\nmon = [\"18:00-09:00\"]"
+            ),
+            "teams.quality.hours"
+        );
+        assert_eq!(
+            bad_key(
+                "[teams.quality]",
+                "[teams.quality.hours]\ntime_zone = \"UTC\"\nmon = [\"09:00-18:00\"]\nholidays = [\"10/01\"]"
+            ),
+            "teams.quality.hours"
+        );
+        assert!(matches!(
+            RoutingPolicy::load(Path::new("/nonexistent/routing.toml")),
+            Err(PolicyError::Read { .. })
+        ));
         // Unknown keys and bad values are parse errors that quote the key.
         let typo = bad_key("angry_share = 0.05", "angry_shares = 0.05");
         assert!(typo.contains("angry_shares"), "{typo}");
