@@ -108,11 +108,11 @@ pub fn ahead_of<'a>(
         .count()
 }
 
-/// Expected wait of a shopper with `ahead` conversations before them, when `slots`
-/// conversations can be handled at once (the free capacity of eligible online agents, or their
-/// number when all are busy) and recent conversations took `recent_handle_times` (the
-/// policy's default handle time before any is known). Each slot works through the line one
-/// mean handle time per conversation; `None` when nobody who could answer is online.
+/// Expected wait of a shopper with `ahead` conversations before them in their line
+/// (`ahead_of`), when the eligible online agents handle `slots` conversations at once (the sum
+/// of their capacities) and recent conversations took `recent_handle_times` (the policy's
+/// `default_handle_time` before any is known). Each slot works through the line at one mean
+/// handle time per conversation; `None` when nobody who could answer is online.
 pub fn expected_wait(
     ahead: usize,
     slots: usize,
