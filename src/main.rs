@@ -51,6 +51,8 @@ enum Command {
         #[command(flatten)]
         training: TrainingOptions,
     },
+    /// Capacity planner: run the queue policy in simulated time and report waits per tier.
+    Simulate(Box<commands::simulate::SimulateArgs>),
     /// Classify one message and print intent, confidence, out-of-scope flag and alternatives.
     Classify {
         /// The message.
@@ -345,6 +347,7 @@ fn main() -> anyhow::Result<()> {
             )?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
+        Command::Simulate(args) => commands::simulate::run(&args)?,
         Command::Classify { text, json, data } => {
             let model = cli
                 .models

@@ -4,6 +4,7 @@
 pub mod classify;
 pub mod eval;
 pub mod models;
+pub mod simulate;
 pub mod train;
 
 use std::path::{Path, PathBuf};

@@ -3,6 +3,14 @@
 //! human, with a stable reason. No I/O here; exhaustively table-tested.
 
 pub mod anger;
+pub mod policy;
+pub mod queue;
+pub mod sla;
+pub mod ticket;
+
+pub use policy::{PolicyError, RoutingPolicy};
+pub use queue::{AgentSkills, QueueEntry};
+pub use ticket::{HandoffTicket, TicketInput, ticket};
 
 use serde::{Deserialize, Serialize};
 
