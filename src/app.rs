@@ -13,17 +13,20 @@ use rand::RngCore;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::dialogue::Dialogue;
+use crate::desk::Desk;
 use crate::dialogue::kb::{self, KnowledgeBase};
+use crate::dialogue::{Deps, Dialogue};
 use crate::http::auth::Tokens;
 use crate::http::{AppState, router};
 use crate::identity::IdentityVerifier;
 use crate::intents::Catalog;
+use crate::live::Notifier;
 use crate::metrics::Metrics;
 use crate::nlu::IntentClassifier;
 use crate::nlu::service::ClassifierService;
 use crate::orders::http::{HttpOrders, HttpOrdersConfig};
 use crate::orders::{OrderProvider, StoreOrders};
+use crate::routing::RoutingPolicy;
 use crate::settings::{Secret, Settings};
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
@@ -107,15 +110,33 @@ impl Application {
             );
         }
         let metrics = Arc::new(Metrics::new());
-        let dialogue = Arc::new(Dialogue::new(
-            store.clone(),
-            classifier.clone(),
+        let routing = Arc::new(match &settings.routing_policy {
+            Some(path) => RoutingPolicy::load(path)
+                .with_context(|| format!("loading the routing policy {}", path.display()))?,
+            None => RoutingPolicy::default(),
+        });
+        routing
+            .check_intents(catalog.intents.iter().map(|i| i.name.as_str()))
+            .context("the routing policy names an unknown intent")?;
+        let notifier = Arc::new(Notifier::default());
+        let desk = Arc::new(Desk {
+            store: store.clone(),
+            policy: routing.clone(),
+            notifier: notifier.clone(),
+            metrics: metrics.clone(),
+        });
+        let dialogue = Arc::new(Dialogue::new(Deps {
+            store: store.clone(),
+            classifier: classifier.clone(),
             orders,
             kb,
             catalog,
-            settings.policy.clone(),
-            metrics.clone(),
-        ));
+            policy: settings.policy.clone(),
+            metrics: metrics.clone(),
+            routing,
+            notifier: notifier.clone(),
+            desk: Some(desk.clone()),
+        }));
         let state = AppState {
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
             settings: Arc::new(settings),
@@ -124,6 +145,8 @@ impl Application {
             dialogue,
             tokens: Arc::new(Tokens::new(key, admin)),
             identity,
+            desk,
+            notifier,
             metrics,
             shutting_down: Arc::new(AtomicBool::new(false)),
         };
@@ -152,15 +175,33 @@ impl Application {
             tracing::info!("shutting down: finishing in-flight requests");
             let _ = tx.send(());
         };
+        // The sweeper returns conversations whose agent did not answer in time, or went away,
+        // to the queue. Every instance may run it: each return is a conditional write.
+        let desk = self.state.desk.clone();
+        let every = Duration::from_secs(self.state.settings.sweep_interval_secs.max(1));
+        let sweeper = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match desk.sweep(chrono::Utc::now()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(returned = n, "returned conversations to the queue"),
+                    Err(e) => tracing::warn!(error = %e, "queue sweep failed"),
+                }
+            }
+        });
         let app = router(self.state);
         let server = axum::serve(self.listener, app).with_graceful_shutdown(signal);
         let server = tokio::spawn(async move { server.await });
         tokio::pin!(server);
         tokio::select! {
-            r = &mut server => { r??; return Ok(()); }
+            r = &mut server => { sweeper.abort(); r??; return Ok(()); }
             _ = rx => {}
         }
-        match tokio::time::timeout(grace, &mut server).await {
+        let finished = tokio::time::timeout(grace, &mut server).await;
+        sweeper.abort();
+        match finished {
             Ok(r) => r??,
             Err(_) => tracing::warn!("in-flight requests did not finish within {grace:?}"),
         }

@@ -3,12 +3,14 @@
 
 pub mod app;
 pub mod commands;
+pub mod desk;
 pub mod dialogue;
 pub mod domain;
 pub mod http;
 pub mod identity;
 pub mod import;
 pub mod intents;
+pub mod live;
 pub mod metrics;
 pub mod models;
 pub mod nlu;

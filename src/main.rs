@@ -11,8 +11,8 @@ use switchboard::nlu::head::HeadParams;
 use switchboard::nlu::progress::Progress;
 use switchboard::nlu::train::TrainOptions;
 use switchboard::settings::{FileSettings, OrderSettings, Secret, Settings};
-use switchboard::store::Store;
 use switchboard::store::sqlite::SqliteStore;
+use switchboard::store::{CustomerStore, OrderStore};
 
 #[derive(Parser)]
 #[command(
@@ -171,6 +171,10 @@ struct ServeArgs {
     /// Consecutive misunderstood messages before a handoff [default: 2].
     #[arg(long, env = "SWITCHBOARD_MAX_MISSES")]
     max_misses: Option<u32>,
+    /// The queue policy file (tiers, SLAs, teams, business hours) [default: the compiled-in
+    /// config/routing.toml].
+    #[arg(long, env = "SWITCHBOARD_ROUTING_POLICY")]
+    routing_policy: Option<PathBuf>,
     /// URL template of the shop's order API, containing {order_id}; unset uses imported orders.
     #[arg(long, env = "SWITCHBOARD_ORDERS_URL")]
     orders_url: Option<String>,
@@ -208,6 +212,7 @@ impl ServeArgs {
             demo: self.no_demo.then_some(false),
             admin_token: self.admin_token.map(Secret::new),
             identity_secret: self.identity_secret.map(Secret::new),
+            routing_policy: self.routing_policy,
             max_body_bytes: self.max_body_bytes,
             max_text_chars: self.max_text_chars,
             max_in_flight: self.max_in_flight,

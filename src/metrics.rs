@@ -16,6 +16,15 @@ pub struct Metrics {
     pub automated_ratio: Gauge,
     pub handoffs: IntCounterVec,
     pub errors: IntCounterVec,
+    /// Conversations waiting per team (refreshed on scrape from the database).
+    pub queue_length: prometheus::IntGaugeVec,
+    /// Seconds from handoff to claim.
+    pub wait_seconds: Histogram,
+    /// Seconds from handoff to the first human answer.
+    pub first_response_seconds: Histogram,
+    pub sla_breaches: IntCounterVec,
+    pub claims: IntCounterVec,
+    pub csat: Histogram,
 }
 
 impl Metrics {
@@ -64,8 +73,59 @@ impl Metrics {
             &["kind"],
         )
         .expect("valid metric");
+        let queue_length = prometheus::IntGaugeVec::new(
+            Opts::new(
+                "switchboard_queue_length",
+                "Conversations waiting for a human, by team",
+            ),
+            &["team"],
+        )
+        .expect("valid metric");
+        let wait_buckets = vec![
+            5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0,
+        ];
+        let wait_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "switchboard_queue_wait_seconds",
+                "Seconds from handoff to an agent claiming the conversation",
+            )
+            .buckets(wait_buckets.clone()),
+        )
+        .expect("valid metric");
+        let first_response_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "switchboard_first_response_seconds",
+                "Seconds from handoff to the first human answer",
+            )
+            .buckets(wait_buckets),
+        )
+        .expect("valid metric");
+        let sla_breaches = IntCounterVec::new(
+            Opts::new(
+                "switchboard_sla_breaches_total",
+                "First human answers after the SLA deadline, by tier",
+            ),
+            &["tier"],
+        )
+        .expect("valid metric");
+        let claims = IntCounterVec::new(
+            Opts::new("switchboard_claims_total", "Claim attempts by outcome"),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let csat = Histogram::with_opts(
+            HistogramOpts::new("switchboard_csat_score", "Satisfaction ratings (1-5)")
+                .buckets(vec![1.0, 2.0, 3.0, 4.0, 5.0]),
+        )
+        .expect("valid metric");
         for m in [
             Box::new(messages.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(queue_length.clone()),
+            Box::new(wait_seconds.clone()),
+            Box::new(first_response_seconds.clone()),
+            Box::new(sla_breaches.clone()),
+            Box::new(claims.clone()),
+            Box::new(csat.clone()),
             Box::new(classification_seconds.clone()),
             Box::new(automated.clone()),
             Box::new(shopper_messages.clone()),
@@ -84,6 +144,12 @@ impl Metrics {
             automated_ratio,
             handoffs,
             errors,
+            queue_length,
+            wait_seconds,
+            first_response_seconds,
+            sla_breaches,
+            claims,
+            csat,
         }
     }
 

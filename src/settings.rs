@@ -67,6 +67,11 @@ pub struct Settings {
     pub kb_min_score: f32,
     pub policy: BotPolicy,
     pub orders: OrderSettings,
+    /// The queue policy file (tiers, SLAs, teams, business hours); the compiled-in
+    /// `config/routing.toml` when unset.
+    pub routing_policy: Option<PathBuf>,
+    /// How often the sweeper returns unanswered or abandoned conversations to the queue.
+    pub sweep_interval_secs: u64,
 }
 
 impl Default for Settings {
@@ -91,6 +96,8 @@ impl Default for Settings {
             kb_min_score: crate::dialogue::kb::DEFAULT_MIN_SCORE,
             policy: BotPolicy::default(),
             orders: OrderSettings::default(),
+            routing_policy: None,
+            sweep_interval_secs: 15,
         }
     }
 }
@@ -121,6 +128,8 @@ pub struct FileSettings {
     pub max_misses: Option<u32>,
     #[serde(default)]
     pub orders: OrderSettings,
+    pub routing_policy: Option<PathBuf>,
+    pub sweep_interval_secs: Option<u64>,
 }
 
 /// Invalid settings.
@@ -185,6 +194,12 @@ impl Settings {
         }
         if f.admin_token.is_some() {
             self.admin_token = f.admin_token;
+        }
+        if f.routing_policy.is_some() {
+            self.routing_policy = f.routing_policy;
+        }
+        if let Some(v) = f.sweep_interval_secs {
+            self.sweep_interval_secs = v;
         }
         if f.identity_secret.is_some() {
             self.identity_secret = f.identity_secret;

@@ -12,16 +12,20 @@ use std::time::Instant;
 use chrono::Utc;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
+use crate::desk::{Desk, QueueStatus};
 use crate::domain::{
-    Author, Conversation, ConversationId, ConversationState, CustomerId, Lang, NewMessage, OrderId,
-    RouteDecision, Slots,
+    Author, Conversation, ConversationId, ConversationState, Customer, CustomerId, EventKind,
+    IllegalTransition, Lang, NewEvent, NewMessage, OrderId, RouteDecision, Slots, Transition,
 };
 use crate::intents::Catalog;
+use crate::live::Notifier;
 use crate::metrics::Metrics;
 use crate::nlu::{Classification, IntentClassifier, NluError};
 use crate::orders::OrderProvider;
 use crate::routing::{Answer, BotPolicy, Decision, HandoffReason, RouteInput, decide, miss};
+use crate::routing::{RoutingPolicy, TicketInput, anger};
 use crate::store::{IdempotencyRecord, Store, StoreError, Turn};
 use kb::KnowledgeBase;
 use replies::{Canned, canned};
@@ -114,6 +118,9 @@ pub struct TurnResult {
     pub route_reason: String,
     pub intent: IntentSummary,
     pub lang: Lang,
+    /// The shopper's place in the human queue while waiting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueueStatus>,
 }
 
 /// Why a turn failed.
@@ -127,13 +134,15 @@ pub enum DialogueError {
     #[error("client_message_id was already used for a different message")]
     KeyReused,
     #[error(transparent)]
+    Illegal(#[from] IllegalTransition),
+    #[error(transparent)]
     Classifier(#[from] NluError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 /// Everything the engine needs.
-pub struct Dialogue {
+pub struct Deps {
     pub store: Arc<dyn Store>,
     pub classifier: Arc<dyn IntentClassifier>,
     pub orders: Arc<dyn OrderProvider>,
@@ -141,7 +150,26 @@ pub struct Dialogue {
     pub catalog: Arc<Catalog>,
     pub policy: BotPolicy,
     pub metrics: Arc<Metrics>,
+    /// The queue policy (tiers, SLAs, teams) handoff tickets are computed with.
+    pub routing: Arc<RoutingPolicy>,
+    pub notifier: Arc<Notifier>,
+    /// The human queue, for the shopper's place in line.
+    pub desk: Option<Arc<Desk>>,
+}
+
+/// The conversation engine.
+pub struct Dialogue {
+    deps: Deps,
+    /// Serialises turns of one conversation inside this process: an optimisation only, the
+    /// version check in storage decides races.
     locks: DashMap<ConversationId, Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl std::ops::Deref for Dialogue {
+    type Target = Deps;
+    fn deref(&self) -> &Deps {
+        &self.deps
+    }
 }
 
 /// What the bot does in one turn, before it is stored.
@@ -150,6 +178,45 @@ struct Plan {
     route: &'static str,
     reason: String,
     handoff: Option<HandoffReason>,
+}
+
+/// The conversation as read for a turn.
+struct Loaded {
+    conv: Conversation,
+    is_new: bool,
+    expected_version: i64,
+    customer: Customer,
+    now: chrono::DateTime<Utc>,
+}
+
+/// A turn decided, not yet stored.
+struct Decided {
+    conv: Conversation,
+    is_new: bool,
+    expected_version: i64,
+    plan: Plan,
+    events: Vec<NewEvent>,
+    now: chrono::DateTime<Utc>,
+}
+
+/// " You are number 3 in line, about 4 minutes." in the shopper's language.
+fn queue_sentence(q: &QueueStatus, lang: Lang) -> String {
+    let minutes = q.expected_wait_seconds.map(|s| (s.max(0) + 59) / 60);
+    match (lang, minutes) {
+        (Lang::En, Some(m)) => format!(
+            " You are number {} in line, about {} minute{}.",
+            q.position,
+            m.max(1),
+            if m.max(1) == 1 { "" } else { "s" }
+        ),
+        (Lang::En, None) => format!(" You are number {} in line.", q.position),
+        (Lang::Zh, Some(m)) => format!(
+            "您目前排在第 {} 位，预计等待约 {} 分钟。",
+            q.position,
+            m.max(1)
+        ),
+        (Lang::Zh, None) => format!("您目前排在第 {} 位。", q.position),
+    }
 }
 
 impl Plan {
@@ -164,25 +231,35 @@ impl Plan {
 }
 
 impl Dialogue {
-    pub fn new(
-        store: Arc<dyn Store>,
-        classifier: Arc<dyn IntentClassifier>,
-        orders: Arc<dyn OrderProvider>,
-        kb: Arc<KnowledgeBase>,
-        catalog: Arc<Catalog>,
-        policy: BotPolicy,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    pub fn new(deps: Deps) -> Self {
         Self {
-            store,
-            classifier,
-            orders,
-            kb,
-            catalog,
-            policy,
-            metrics,
+            deps,
             locks: DashMap::new(),
         }
+    }
+
+    /// Replies an agent might send for these shopper messages: the best knowledge-base answers
+    /// in the shopper's language, most recent message first, without repeats.
+    pub async fn suggestions(&self, texts: &[String], lang: Lang) -> Vec<String> {
+        let Ok(classified) = self.classifier.classify(texts.to_vec()).await else {
+            return Vec::new();
+        };
+        let mut out: Vec<String> = Vec::new();
+        for (text, c) in texts.iter().zip(&classified) {
+            for hit in self
+                .kb
+                .rank(text, &c.embedding, &c.intent, lang)
+                .into_iter()
+                .take(2)
+            {
+                let reply = format!("{}\n\n{}", hit.article.title, hit.article.summary());
+                if !out.contains(&reply) {
+                    out.push(reply);
+                }
+            }
+        }
+        out.truncate(3);
+        out
     }
 
     /// Handles one shopper message end to end. Returns the turn's result and whether it was a
@@ -218,6 +295,40 @@ impl Dialogue {
         scope: &str,
         fingerprint: &str,
     ) -> Result<(TurnResult, bool), DialogueError> {
+        let classification = self.classify(&inbound.text).await?;
+        // A turn is computed from the conversation as read and committed only if nobody
+        // changed it meanwhile (an agent's claim, another instance's turn); otherwise it is
+        // computed again from the new state.
+        let mut attempt = 0;
+        loop {
+            let loaded = self.load(inbound).await?;
+            let turn = self.decide(inbound, &classification, loaded).await?;
+            match self
+                .commit(inbound, scope, fingerprint, &classification, turn)
+                .await
+            {
+                Err(DialogueError::Store(StoreError::Conflict)) if attempt < 8 => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
+    async fn classify(&self, text: &str) -> Result<Classification, DialogueError> {
+        let started = Instant::now();
+        let classification = self
+            .classifier
+            .classify(vec![text.to_string()])
+            .await?
+            .pop()
+            .ok_or(NluError::WorkerGone)?;
+        self.metrics
+            .classification_seconds
+            .observe(started.elapsed().as_secs_f64());
+        Ok(classification)
+    }
+
+    /// Reads (or starts) the conversation and the verified customer's profile.
+    async fn load(&self, inbound: &Inbound) -> Result<Loaded, DialogueError> {
         let now = Utc::now();
         let (mut conv, is_new) = match &inbound.target {
             Target::Existing { id, claimed } => {
@@ -253,29 +364,53 @@ impl Dialogue {
             .lang
             .or_else(|| Lang::detect(&inbound.text))
             .unwrap_or(conv.lang);
-        conv.updated_at = now;
+        let customer =
+            profile.unwrap_or_else(|| Customer::unknown(conv.customer_id.clone(), conv.lang));
+        Ok(Loaded {
+            expected_version: conv.version,
+            conv,
+            is_new,
+            customer,
+            now,
+        })
+    }
+
+    /// Decides what the turn does (through the state machine) and runs the bot's answer.
+    async fn decide(
+        &self,
+        inbound: &Inbound,
+        classification: &Classification,
+        loaded: Loaded,
+    ) -> Result<Decided, DialogueError> {
+        let Loaded {
+            mut conv,
+            is_new,
+            customer,
+            now,
+            expected_version,
+        } = loaded;
         let lang = conv.lang;
-
-        let started = Instant::now();
-        let classification = self
-            .classifier
-            .classify(vec![inbound.text.clone()])
-            .await?
-            .pop()
-            .ok_or(NluError::WorkerGone)?;
-        self.metrics
-            .classification_seconds
-            .observe(started.elapsed().as_secs_f64());
-
+        conv.updated_at = now;
+        let mut events = Vec::new();
         if conv.state == ConversationState::Resolved {
-            conv.state = ConversationState::Bot;
+            let from = conv.transition(Transition::ShopperWritesAfterResolution)?;
+            events.push(NewEvent::public(
+                EventKind::StateChanged,
+                json!({"from": from.as_str(), "to": conv.state.as_str()}),
+            ));
             conv.slots = Slots::default();
             conv.handoff_reason = None;
             conv.handoff_intent = None;
             conv.handoff_at = None;
+            conv.ticket = None;
+            conv.agent_id = None;
+            conv.assigned_at = None;
+            conv.first_response_at = None;
+            conv.resolution = None;
+            conv.csat_score = None;
         }
         let plan = match conv.state {
-            ConversationState::Bot => self.plan(inbound, &classification, &mut conv, lang).await,
+            ConversationState::Bot => self.plan(inbound, classification, &mut conv, lang).await,
             ConversationState::WaitingForHuman => Plan {
                 replies: vec![canned(Canned::StillWaiting, lang).to_string()],
                 route: "human",
@@ -290,21 +425,78 @@ impl Dialogue {
             },
         };
         if let Some(reason) = &plan.handoff {
-            conv.state = ConversationState::WaitingForHuman;
+            let from = conv.transition(Transition::Handoff)?;
+            let recent = self
+                .store
+                .conversations_since(&conv.customer_id, now - chrono::Duration::days(7))
+                .await?;
+            let ticket = crate::routing::ticket(
+                &TicketInput {
+                    customer: &customer,
+                    intent: (!classification.out_of_scope)
+                        .then_some(classification.intent.as_str()),
+                    reason_code: &reason.code(),
+                    angry: anger::is_upset(&inbound.text),
+                    recent_contacts_7d: u32::try_from(recent + i64::from(is_new))
+                        .unwrap_or(u32::MAX),
+                    lang,
+                    now,
+                },
+                &self.routing,
+            );
             conv.handoff_reason = Some(reason.code());
             conv.handoff_intent = Some(classification.intent.clone());
             conv.handoff_at = Some(now);
+            conv.ticket = Some(ticket);
             conv.slots = Slots::default();
-            self.metrics
-                .handoffs
-                .with_label_values(&[&reason.code()])
-                .inc();
+            events.push(NewEvent::public(
+                EventKind::StateChanged,
+                json!({"from": from.as_str(), "to": conv.state.as_str()}),
+            ));
+            events.push(NewEvent::internal(
+                EventKind::QueueChanged,
+                json!({"change": "handoff", "ticket": conv.ticket, "waiting_since": now}),
+            ));
         }
+        Ok(Decided {
+            conv,
+            is_new,
+            expected_version,
+            plan,
+            events,
+            now,
+        })
+    }
 
+    /// Stores the turn with its events and retry key, then wakes live connections.
+    async fn commit(
+        &self,
+        inbound: &Inbound,
+        scope: &str,
+        fingerprint: &str,
+        classification: &Classification,
+        decided: Decided,
+    ) -> Result<(TurnResult, bool), DialogueError> {
+        let Decided {
+            conv,
+            is_new,
+            expected_version,
+            plan,
+            events,
+            now,
+        } = decided;
+        let queue = match &self.desk {
+            Some(desk) => desk.status(&conv).await.ok().flatten(),
+            None => None,
+        };
+        let mut replies = plan.replies.clone();
+        if let (Some(q), Some(first)) = (&queue, replies.first_mut()) {
+            first.push_str(&queue_sentence(q, conv.lang));
+        }
         let result = TurnResult {
             conversation_id: conv.id,
             state: conv.state,
-            replies: plan.replies.clone(),
+            replies: replies.clone(),
             route: plan.route.to_string(),
             route_reason: plan.reason.clone(),
             intent: IntentSummary {
@@ -312,7 +504,8 @@ impl Dialogue {
                 confidence: classification.confidence,
                 out_of_scope: classification.out_of_scope,
             },
-            lang,
+            lang: conv.lang,
+            queue,
         };
         let mut messages = vec![NewMessage {
             author: Author::Shopper,
@@ -328,8 +521,10 @@ impl Dialogue {
                 reason: plan.reason.clone(),
             }),
             client_message_id: inbound.client_message_id.clone(),
+            agent_id: None,
+            private: false,
         }];
-        for reply in &plan.replies {
+        for reply in &replies {
             messages.push(bot_message(reply, &inbound.channel, now));
         }
         if let Some(reason) = &plan.handoff {
@@ -339,6 +534,7 @@ impl Dialogue {
                 now,
             );
             note.author = Author::System;
+            note.private = true;
             messages.push(note);
         }
         let idempotency = inbound
@@ -354,11 +550,14 @@ impl Dialogue {
         let turn = Turn {
             conversation: conv,
             is_new,
+            expected_version,
             messages,
+            events,
             idempotency,
+            capacity_guard: None,
         };
         match self.store.record_turn(&turn).await {
-            Ok(()) => {}
+            Ok(committed) => self.notifier.committed(committed.last_seq),
             Err(StoreError::DuplicateKey) => {
                 // A concurrent retry won the race: answer what it stored.
                 let key = inbound.client_message_id.as_deref().unwrap_or_default();
@@ -369,6 +568,12 @@ impl Dialogue {
                 };
             }
             Err(e) => return Err(e.into()),
+        }
+        if let Some(reason) = &plan.handoff {
+            self.metrics
+                .handoffs
+                .with_label_values(&[&reason.code()])
+                .inc();
         }
         self.metrics.record_turn(
             plan.route,
@@ -545,6 +750,13 @@ fn new_conversation(
         handoff_reason: None,
         handoff_intent: None,
         handoff_at: None,
+        version: 0,
+        ticket: None,
+        agent_id: None,
+        assigned_at: None,
+        first_response_at: None,
+        resolution: None,
+        csat_score: None,
     }
 }
 
@@ -591,6 +803,8 @@ fn bot_message(text: &str, channel: &str, at: chrono::DateTime<Utc>) -> NewMessa
         alternatives: Vec::new(),
         route: None,
         client_message_id: None,
+        agent_id: None,
+        private: false,
     }
 }
 

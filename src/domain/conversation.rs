@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{ConversationId, CustomerId, Lang, OrderId};
+use super::{AgentId, ConversationId, CustomerId, HandoffTicket, Lang, OrderId};
 use crate::nlu::Alternative;
 
 /// Who holds the conversation.
@@ -29,6 +29,11 @@ pub enum Transition {
     Resolve,
     ShopperWritesAfterResolution,
     HandBackToBot,
+    /// The holding agent went away, was deleted, did not answer in time, or transferred the
+    /// conversation to a team: it waits again, at its original place.
+    ReturnToQueue,
+    /// Handed from one agent straight to another.
+    Transfer,
 }
 
 /// A transition that the state machine does not allow.
@@ -49,6 +54,8 @@ impl ConversationState {
             (WaitingForHuman, AgentClaims) => Ok(WithHuman),
             (WaitingForHuman | WithHuman, Resolve) => Ok(Resolved),
             (WithHuman | WaitingForHuman, HandBackToBot) => Ok(Bot),
+            (WithHuman, ReturnToQueue) => Ok(WaitingForHuman),
+            (WithHuman, Transfer) => Ok(WithHuman),
             (Resolved, ShopperWritesAfterResolution) => Ok(Bot),
             (from, transition) => Err(IllegalTransition { from, transition }),
         }
@@ -107,7 +114,31 @@ pub struct Conversation {
     pub handoff_reason: Option<String>,
     /// The intent that triggered the handoff.
     pub handoff_intent: Option<String>,
+    /// When the conversation entered the queue; kept when an agent loses it back to the queue,
+    /// so it returns at its original place.
     pub handoff_at: Option<DateTime<Utc>>,
+    /// Bumped by every committed change; a write is conditional on the version it read.
+    pub version: i64,
+    /// The queue ticket while waiting for or held by a human.
+    pub ticket: Option<HandoffTicket>,
+    /// The agent holding it (`WithHuman`).
+    pub agent_id: Option<AgentId>,
+    pub assigned_at: Option<DateTime<Utc>>,
+    /// The first human answer since the handoff.
+    pub first_response_at: Option<DateTime<Utc>>,
+    /// The resolution code an agent gave.
+    pub resolution: Option<String>,
+    /// The shopper's satisfaction rating (1-5) after resolution.
+    pub csat_score: Option<i32>,
+}
+
+impl Conversation {
+    /// Moves through the state machine: the only way a conversation's state changes.
+    pub fn transition(&mut self, t: Transition) -> Result<ConversationState, IllegalTransition> {
+        let from = self.state;
+        self.state = from.apply(t)?;
+        Ok(from)
+    }
 }
 
 /// Who wrote a message.
@@ -162,6 +193,10 @@ pub struct NewMessage {
     pub alternatives: Vec<Alternative>,
     pub route: Option<RouteDecision>,
     pub client_message_id: Option<String>,
+    /// The agent who wrote it (agent messages and notes).
+    pub agent_id: Option<AgentId>,
+    /// A private note: shown to agents, never to the shopper.
+    pub private: bool,
 }
 
 /// A stored message.
@@ -189,6 +224,12 @@ mod tests {
             (WithHuman, HandBackToBot, Some(Bot)),
             (Resolved, ShopperWritesAfterResolution, Some(Bot)),
             (Resolved, AgentClaims, None),
+            (WithHuman, ReturnToQueue, Some(WaitingForHuman)),
+            (WaitingForHuman, ReturnToQueue, None),
+            (WithHuman, Transfer, Some(WithHuman)),
+            (WaitingForHuman, Transfer, None),
+            (Bot, HandBackToBot, None),
+            (Resolved, Resolve, None),
         ];
         for (from, t, expect) in table {
             assert_eq!(from.apply(t).ok(), expect, "{from:?} --{t:?}-->");

@@ -13,6 +13,8 @@ pub enum IdError {
     Conversation,
     #[error("order id must look like 20231104-8812")]
     Order,
+    #[error("agent id must be 1-64 characters of letters, digits, '-', '_', '.', ':' or '@'")]
+    Agent,
 }
 
 /// A shop's customer id (opaque to us, restricted to a safe alphabet).

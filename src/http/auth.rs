@@ -41,7 +41,7 @@ impl Tokens {
         URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     }
 
-    fn is_admin(&self, presented: &str) -> bool {
+    pub fn is_admin(&self, presented: &str) -> bool {
         bool::from(presented.as_bytes().ct_eq(self.admin.expose().as_bytes()))
     }
 

@@ -118,11 +118,39 @@ impl From<NluError> for ApiError {
     }
 }
 
+impl From<crate::desk::DeskError> for ApiError {
+    fn from(e: crate::desk::DeskError) -> Self {
+        use crate::desk::DeskError as D;
+        match e {
+            D::NotFound => Self::NotFound("conversation"),
+            D::UnknownAgent => Self::NotFound("agent"),
+            D::NotHolder => Self::Forbidden,
+            D::Illegal(e) => Self::Conflict {
+                code: "illegal_transition",
+                message: e.to_string(),
+            },
+            D::AtCapacity => Self::Conflict {
+                code: "at_capacity",
+                message: "the agent already holds as many conversations as their capacity".into(),
+            },
+            D::Busy => Self::Conflict {
+                code: "busy",
+                message: "the conversation changed concurrently; retry".into(),
+            },
+            D::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<DialogueError> for ApiError {
     fn from(e: DialogueError) -> Self {
         match e {
             DialogueError::NotFound => Self::NotFound("conversation"),
             DialogueError::WrongCustomer => Self::Forbidden,
+            DialogueError::Illegal(e) => Self::Conflict {
+                code: "illegal_transition",
+                message: e.to_string(),
+            },
             e @ DialogueError::KeyReused => Self::Conflict {
                 code: "idempotency_key_reused",
                 message: e.to_string(),

@@ -11,6 +11,7 @@ use crate::domain::text::clean;
 use crate::domain::{Author, ConversationId, ConversationState, CustomerId};
 
 use super::AppState;
+use super::auth::Caller;
 use super::customers::WireLang;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Bearer, Json, Path};
@@ -93,6 +94,9 @@ pub struct MessageResponse {
     pub lang: String,
     /// True when this answer replays an earlier request with the same `client_message_id`.
     pub replayed: bool,
+    /// The shopper's place in the human queue while waiting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<crate::desk::QueueStatus>,
 }
 
 fn parse_channel(c: Option<String>) -> Result<String, ApiError> {
@@ -239,6 +243,7 @@ fn respond(state: &AppState, r: TurnResult, replayed: bool) -> MessageResponse {
         },
         lang: r.lang.as_str().into(),
         replayed,
+        queue: r.queue,
     }
 }
 
@@ -265,6 +270,12 @@ pub struct MessageOut {
     pub route: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub route_reason: Option<String>,
+    /// The agent who wrote it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// A private note (agents only).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub private: bool,
 }
 
 /// Why and when a conversation was handed off.
@@ -287,6 +298,16 @@ pub struct ConversationOut {
     pub updated_at: chrono::DateTime<chrono::Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub handoff: Option<HandoffOut>,
+    /// The agent holding it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csat_score: Option<i32>,
+    /// The shopper's place in line while waiting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<crate::desk::QueueStatus>,
     pub messages: Vec<MessageOut>,
 }
 
@@ -308,14 +329,26 @@ pub async fn get_conversation(
     Path(id): Path<String>,
 ) -> Result<axum::Json<ConversationOut>, ApiError> {
     let id = ConversationId::parse(&id).map_err(|_| ApiError::NotFound("conversation"))?;
-    state.tokens.require_conversation(&headers, id, true)?;
+    let caller = state.tokens.require_conversation(&headers, id, true)?;
     let conv = state
         .store
         .conversation(id)
         .await?
         .ok_or(ApiError::NotFound("conversation"))?;
     let messages = state.store.messages(id).await?;
-    Ok(axum::Json(ConversationOut {
+    let queue = state.desk.status(&conv).await?;
+    let mut out = conversation_out(conv, messages, caller == Caller::Admin);
+    out.queue = queue;
+    Ok(axum::Json(out))
+}
+
+/// The wire form of a conversation; private notes and internal system lines only for agents.
+pub fn conversation_out(
+    conv: crate::domain::Conversation,
+    messages: Vec<crate::domain::Message>,
+    with_private: bool,
+) -> ConversationOut {
+    ConversationOut {
         id: conv.id.to_string(),
         customer_id: conv.customer_id.to_string(),
         channel: conv.channel,
@@ -328,8 +361,13 @@ pub async fn get_conversation(
             intent: conv.handoff_intent,
             at: conv.handoff_at,
         }),
+        agent_id: conv.agent_id.map(|a| a.to_string()),
+        resolution: conv.resolution,
+        csat_score: conv.csat_score,
+        queue: None,
         messages: messages
             .into_iter()
+            .filter(|m| with_private || !m.body.private)
             .map(|m| {
                 let b = m.body;
                 MessageOut {
@@ -353,8 +391,66 @@ pub async fn get_conversation(
                         .collect(),
                     route: b.route.as_ref().map(|r| r.route.clone()),
                     route_reason: b.route.map(|r| r.reason),
+                    agent_id: b.agent_id.map(|a| a.to_string()),
+                    private: b.private,
                 }
             })
             .collect(),
-    }))
+    }
+}
+
+/// A satisfaction rating.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CsatBody {
+    #[schema(minimum = 1, maximum = 5)]
+    pub score: i32,
+    #[schema(max_length = 1000)]
+    pub comment: Option<String>,
+}
+
+/// Rate a resolved conversation (its token), once.
+#[utoipa::path(
+    post, path = "/api/v1/conversations/{id}/csat", request_body = CsatBody,
+    params(("id" = String, Path, description = "Conversation id")),
+    responses((status = 201), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn post_csat(
+    State(state): State<AppState>,
+    _: Bearer,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(body): Json<CsatBody>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    let id = ConversationId::parse(&id).map_err(|_| ApiError::NotFound("conversation"))?;
+    state.tokens.require_conversation(&headers, id, false)?;
+    if !(1..=5).contains(&body.score) {
+        return Err(ApiError::Unprocessable("score must be 1-5".into()));
+    }
+    let comment = body.comment.as_deref().map(|c| clean(c).trim().to_string());
+    if comment.as_ref().is_some_and(|c| c.chars().count() > 1000) {
+        return Err(ApiError::Unprocessable(
+            "comment is longer than 1000 characters".into(),
+        ));
+    }
+    let conv = state
+        .store
+        .conversation(id)
+        .await?
+        .ok_or(ApiError::NotFound("conversation"))?;
+    if conv.state != ConversationState::Resolved {
+        return Err(ApiError::Conflict {
+            code: "not_resolved",
+            message: "only a resolved conversation can be rated".into(),
+        });
+    }
+    if state.desk.csat(id, body.score, comment.as_deref()).await? {
+        Ok(axum::http::StatusCode::CREATED)
+    } else {
+        Err(ApiError::Conflict {
+            code: "already_rated",
+            message: "this conversation was rated already".into(),
+        })
+    }
 }

@@ -2,10 +2,13 @@
 //! module knows axum, status codes and wire JSON; handlers are thin and call the dialogue
 //! engine or the store.
 
+pub mod agents;
 pub mod auth;
 pub mod customers;
+pub mod desk;
 pub mod error;
 pub mod extract;
+pub mod live;
 pub mod messages;
 pub mod ops;
 
@@ -41,6 +44,10 @@ pub struct AppState {
     pub tokens: Arc<Tokens>,
     /// Verifies `customer_hash` values.
     pub identity: Arc<crate::identity::IdentityVerifier>,
+    /// The human queue and agents' actions.
+    pub desk: Arc<crate::desk::Desk>,
+    /// Wakes live connections after commits.
+    pub notifier: Arc<crate::live::Notifier>,
     pub metrics: Arc<Metrics>,
     /// Caps shopper messages in flight; beyond it the API answers 429.
     pub in_flight: Arc<Semaphore>,
@@ -52,7 +59,10 @@ pub struct AppState {
 #[openapi(
     info(title = "Switchboard API", description = "After-sales chat: understand, answer, route."),
     paths(
-        messages::post_message, messages::get_conversation,
+        messages::post_message, messages::get_conversation, messages::post_csat,
+        agents::create, agents::list, agents::patch, agents::delete,
+        desk::queue, desk::claim_next, desk::claim, desk::get, desk::reply, desk::note,
+        desk::transfer, desk::handback, desk::resolve,
         customers::import_customers, customers::put_customer, customers::get_customer,
         ops::healthz, ops::readyz, ops::metrics
     ),
@@ -93,6 +103,38 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/customers/{id}",
             put(customers::put_customer).get(customers::get_customer),
+        )
+        .route("/api/v1/conversations/{id}/csat", post(messages::post_csat))
+        .route(
+            "/api/v1/conversations/{id}/events",
+            get(live::conversation_events),
+        )
+        .route("/api/v1/agents", post(agents::create).get(agents::list))
+        .route(
+            "/api/v1/agents/{id}",
+            axum::routing::patch(agents::patch).delete(agents::delete),
+        )
+        .route("/api/v1/agent/queue", get(desk::queue))
+        .route("/api/v1/agent/claims", post(desk::claim_next))
+        .route("/api/v1/agent/events", get(live::agent_events))
+        .route("/api/v1/agent/conversations/{id}", get(desk::get))
+        .route("/api/v1/agent/conversations/{id}/claim", post(desk::claim))
+        .route(
+            "/api/v1/agent/conversations/{id}/messages",
+            post(desk::reply),
+        )
+        .route("/api/v1/agent/conversations/{id}/notes", post(desk::note))
+        .route(
+            "/api/v1/agent/conversations/{id}/transfer",
+            post(desk::transfer),
+        )
+        .route(
+            "/api/v1/agent/conversations/{id}/handback",
+            post(desk::handback),
+        )
+        .route(
+            "/api/v1/agent/conversations/{id}/resolve",
+            post(desk::resolve),
         )
         .route("/api/v1/openapi.json", get(ops::openapi))
         .route("/healthz", get(ops::healthz))

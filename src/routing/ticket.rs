@@ -3,7 +3,6 @@
 //! signals, the clock and the policy.
 
 use chrono::{DateTime, Duration, Utc};
-use serde::Serialize;
 
 use super::policy::RoutingPolicy;
 use super::sla;
@@ -25,34 +24,7 @@ pub struct TicketInput<'a> {
     pub now: DateTime<Utc>,
 }
 
-/// A risk signal that tightened the SLA or raised the priority.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RiskSignal {
-    /// Complaints in the last 90 days at or above the policy's threshold.
-    FrequentComplainer,
-    Angry,
-    ComplaintIntent,
-    /// Contacts in the last 7 days at or above the policy's threshold.
-    RepeatContact,
-}
-
-/// The queue ticket of a handed-off conversation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct HandoffTicket {
-    pub reason_code: String,
-    /// The policy tier name (e.g. `vip`, `regular`).
-    pub tier: String,
-    /// Higher is more urgent; breaks ties between equal deadlines and is shown to agents.
-    pub priority: i32,
-    /// The first response is due by then.
-    pub sla_due: DateTime<Utc>,
-    /// The SLA granted, in seconds of the team's open time.
-    pub sla_seconds: i64,
-    pub team: String,
-    pub lang: Lang,
-    pub signals: Vec<RiskSignal>,
-}
+pub use crate::domain::{HandoffTicket, RiskSignal};
 
 /// The ticket of a conversation handed off now.
 pub fn ticket(input: &TicketInput<'_>, policy: &RoutingPolicy) -> HandoffTicket {
@@ -89,6 +61,7 @@ pub fn ticket(input: &TicketInput<'_>, policy: &RoutingPolicy) -> HandoffTicket 
         team,
         lang: input.lang,
         signals,
+        breached_at: None,
     }
 }
 

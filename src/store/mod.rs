@@ -1,13 +1,18 @@
-//! Persistence behind one trait: conversations, messages, customers, orders and idempotency
-//! records. The embedded SQLite backend is the default; the PostgreSQL backend on the roadmap
-//! implements the same trait and must pass the same suite (`tests/api/store_suite.rs`).
+//! Persistence, split by concern: conversations and their turns, customers, orders, agents and
+//! the event log. `Store` is all of them together; the embedded SQLite backend is the default
+//! and a PostgreSQL backend implements the same traits and passes the same suite
+//! (`tests/api/store_suite.rs`). Row structs in `rows.rs` are shared by backends, so a backend
+//! only writes SQL.
 
+pub mod rows;
 pub mod sqlite;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    Conversation, ConversationId, Customer, CustomerId, Message, NewMessage, Order, OrderId,
+    Agent, AgentId, Conversation, ConversationId, Customer, CustomerId, Event, Message, NewEvent,
+    NewMessage, Order, OrderId,
 };
 
 /// Storage failures.
@@ -16,6 +21,15 @@ pub enum StoreError {
     /// Another request already stored this idempotency key.
     #[error("idempotency key already used")]
     DuplicateKey,
+    /// The conversation changed since it was read (its version moved on); reload and retry.
+    #[error("the conversation changed concurrently")]
+    Conflict,
+    /// The agent already holds as many conversations as their capacity allows.
+    #[error("the agent is at capacity")]
+    OverCapacity,
+    /// A unique value (e.g. an agent id) is taken.
+    #[error("{0} already exists")]
+    AlreadyExists(&'static str),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("database: {0}")]
@@ -37,41 +51,152 @@ pub struct IdempotencyRecord {
     pub response: serde_json::Value,
 }
 
-/// Everything one shopper turn writes, committed together or not at all.
+/// Everything one change of a conversation writes, committed together or not at all: the
+/// conversation's new state, its messages (each also appended as a `message_added` event),
+/// the other events the change causes, and the retry key.
 #[derive(Debug, Clone)]
 pub struct Turn {
-    /// The conversation after the turn (inserted when `is_new`, else updated).
+    /// The conversation after the change (inserted when `is_new`, else updated).
     pub conversation: Conversation,
     pub is_new: bool,
-    /// The shopper's message first, then the bot's replies.
+    /// The version the change was computed from; the update only happens while the stored
+    /// version is still this one ([`StoreError::Conflict`] otherwise). The stored version
+    /// becomes `expected_version + 1`.
+    pub expected_version: i64,
     pub messages: Vec<NewMessage>,
+    /// Events besides `message_added`, in order.
+    pub events: Vec<NewEvent>,
     pub idempotency: Option<IdempotencyRecord>,
+    /// When an agent takes the conversation: the agent and their capacity, checked in the same
+    /// transaction ([`StoreError::OverCapacity`]).
+    pub capacity_guard: Option<(AgentId, u32)>,
 }
 
-/// The storage the service runs on.
+impl Turn {
+    /// A change of an existing conversation read at `conversation.version`.
+    pub fn update(conversation: Conversation) -> Self {
+        Self {
+            expected_version: conversation.version,
+            conversation,
+            is_new: false,
+            messages: Vec::new(),
+            events: Vec::new(),
+            idempotency: None,
+            capacity_guard: None,
+        }
+    }
+}
+
+/// What a committed turn stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Committed {
+    /// Ids of the stored messages, in order.
+    pub message_ids: Vec<i64>,
+    /// The highest event sequence written (0 when none).
+    pub last_seq: i64,
+}
+
+/// Conversations, their messages, retry keys and the queue.
 #[async_trait]
-pub trait Store: Send + Sync {
-    /// Cheap round trip proving the database answers.
-    async fn ping(&self) -> Result<(), StoreError>;
-
-    async fn upsert_customers(&self, customers: &[Customer]) -> Result<usize, StoreError>;
-    async fn customer(&self, id: &CustomerId) -> Result<Option<Customer>, StoreError>;
-    async fn customer_count(&self) -> Result<i64, StoreError>;
-
-    async fn upsert_orders(&self, orders: &[Order]) -> Result<usize, StoreError>;
-    async fn order(&self, id: &OrderId) -> Result<Option<Order>, StoreError>;
-
+pub trait ConversationStore: Send + Sync {
     async fn conversation(&self, id: ConversationId) -> Result<Option<Conversation>, StoreError>;
     async fn messages(&self, id: ConversationId) -> Result<Vec<Message>, StoreError>;
-
     /// The stored answer for `(scope, client_message_id)`, if that message was accepted.
     async fn idempotent(
         &self,
         scope: &str,
         client_message_id: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError>;
+    /// Commits a turn atomically and durably: [`StoreError::DuplicateKey`] when its retry key
+    /// was taken meanwhile, [`StoreError::Conflict`] when the conversation changed since it was
+    /// read, [`StoreError::OverCapacity`] when the capacity guard fails. Nothing is written then.
+    async fn record_turn(&self, turn: &Turn) -> Result<Committed, StoreError>;
+    /// Conversations waiting for a human (at most `limit`, earliest deadline first).
+    async fn waiting(&self, limit: i64) -> Result<Vec<Conversation>, StoreError>;
+    /// Conversations an agent holds.
+    async fn held_by(&self, agent: &AgentId) -> Result<Vec<Conversation>, StoreError>;
+    /// Conversations held by anyone since before `before` with no human answer yet.
+    async fn unanswered_since(
+        &self,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<Conversation>, StoreError>;
+    /// How long recently resolved conversations were held (seconds), newest first.
+    async fn recent_handle_seconds(&self, limit: i64) -> Result<Vec<i64>, StoreError>;
+    /// Conversations this customer opened since `since`.
+    async fn conversations_since(
+        &self,
+        customer: &CustomerId,
+        since: DateTime<Utc>,
+    ) -> Result<i64, StoreError>;
+    /// Stores a satisfaction rating once (false when the conversation already has one).
+    async fn set_csat(
+        &self,
+        id: ConversationId,
+        score: i32,
+        comment: Option<&str>,
+        event: NewEvent,
+    ) -> Result<bool, StoreError>;
+}
 
-    /// Commits a turn atomically and durably; [`StoreError::DuplicateKey`] when its
-    /// idempotency key was taken in the meantime (nothing is written then).
-    async fn record_turn(&self, turn: &Turn) -> Result<(), StoreError>;
+/// Customer profiles.
+#[async_trait]
+pub trait CustomerStore: Send + Sync {
+    async fn upsert_customers(&self, customers: &[Customer]) -> Result<usize, StoreError>;
+    async fn customer(&self, id: &CustomerId) -> Result<Option<Customer>, StoreError>;
+    async fn customer_count(&self) -> Result<i64, StoreError>;
+}
+
+/// Orders of the embedded order provider.
+#[async_trait]
+pub trait OrderStore: Send + Sync {
+    async fn upsert_orders(&self, orders: &[Order]) -> Result<usize, StoreError>;
+    async fn order(&self, id: &OrderId) -> Result<Option<Order>, StoreError>;
+    /// The customer's most recent orders.
+    async fn orders_of(&self, customer: &CustomerId, limit: i64) -> Result<Vec<Order>, StoreError>;
+}
+
+/// Agents and their credentials (token hashes only).
+#[async_trait]
+pub trait AgentStore: Send + Sync {
+    /// [`StoreError::AlreadyExists`] when the id is taken.
+    async fn create_agent(&self, agent: &Agent, token_hash: &str) -> Result<(), StoreError>;
+    async fn agent(&self, id: &AgentId) -> Result<Option<Agent>, StoreError>;
+    async fn agent_by_token_hash(&self, hash: &str) -> Result<Option<Agent>, StoreError>;
+    async fn agents(&self) -> Result<Vec<Agent>, StoreError>;
+    async fn update_agent(&self, agent: &Agent) -> Result<bool, StoreError>;
+    async fn delete_agent(&self, id: &AgentId) -> Result<bool, StoreError>;
+    async fn touch_agent(&self, id: &AgentId, at: DateTime<Utc>) -> Result<(), StoreError>;
+}
+
+/// Which events a reader wants.
+#[derive(Debug, Clone)]
+pub enum EventFilter {
+    /// One conversation's events that its shopper may see.
+    Shopper(ConversationId),
+    /// Events an agent should see: queue changes in their teams, and everything about the
+    /// conversations they hold.
+    Agent { id: AgentId, teams: Vec<String> },
+    /// Everything (admin views, outbound channels).
+    All,
+}
+
+/// The event log.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Events after `after` matching `filter`, in sequence order, at most `limit`.
+    async fn events_after(
+        &self,
+        filter: &EventFilter,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<Event>, StoreError>;
+    /// The highest sequence written so far.
+    async fn last_seq(&self) -> Result<i64, StoreError>;
+}
+
+/// The storage the service runs on.
+#[async_trait]
+pub trait Store: ConversationStore + CustomerStore + OrderStore + AgentStore + EventStore {
+    /// Cheap round trip proving the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
 }

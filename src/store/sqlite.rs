@@ -1,5 +1,7 @@
 //! The embedded backend: SQLite through sqlx, in WAL mode with `synchronous = FULL`, so a
-//! committed turn survives `kill -9` and power loss. Migrations are compiled in.
+//! committed turn survives `kill -9` and power loss. Migrations are compiled in. Writers take
+//! the database lock at `BEGIN IMMEDIATE`, so a read-then-write transaction never fails on
+//! lock upgrade; version checks decide races between requests.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -10,10 +12,16 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-use super::{IdempotencyRecord, Store, StoreError, Turn};
+use super::rows::{
+    AgentRow, ConversationRow, CustomerRow, EventRow, MessageRow, message_event_data,
+};
+use super::{
+    AgentStore, Committed, ConversationStore, CustomerStore, EventFilter, EventStore,
+    IdempotencyRecord, OrderStore, Store, StoreError, Turn,
+};
 use crate::domain::{
-    Author, Conversation, ConversationId, ConversationState, Customer, CustomerId, Lang, Message,
-    NewMessage, Order, OrderId, RouteDecision, Tier,
+    Agent, AgentId, Conversation, ConversationId, ConversationState, Customer, CustomerId, Event,
+    EventKind, Message, NewEvent, Order, OrderId,
 };
 
 /// The SQLite store.
@@ -32,7 +40,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(30));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
@@ -46,160 +54,55 @@ fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(what.to_string())
 }
 
-fn conversation_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Conversation, StoreError> {
-    let id: String = row.try_get("id")?;
-    let customer: String = row.try_get("customer_id")?;
-    let state: String = row.try_get("state")?;
-    let lang: String = row.try_get("lang")?;
-    let slots: String = row.try_get("slots")?;
-    Ok(Conversation {
-        id: ConversationId::parse(&id).map_err(|_| corrupt("conversation id"))?,
-        customer_id: CustomerId::parse(&customer).map_err(|_| corrupt("customer id"))?,
-        verified: row.try_get::<i64, _>("verified")? != 0,
-        channel: row.try_get("channel")?,
-        lang: Lang::parse(&lang).unwrap_or_default(),
-        state: ConversationState::parse(&state).ok_or_else(|| corrupt("state"))?,
-        slots: serde_json::from_str(&slots).map_err(|_| corrupt("slots"))?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        handoff_reason: row.try_get("handoff_reason")?,
-        handoff_intent: row.try_get("handoff_intent")?,
-        handoff_at: row.try_get("handoff_at")?,
-    })
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+const CONVERSATION_COLUMNS: &str = "id, customer_id, verified, channel, lang, state, slots, created_at, updated_at, handoff_reason, handoff_intent, handoff_at, version, ticket, agent_id, assigned_at, first_response_at, resolution, csat_score";
+
+async fn insert_event(
+    tx: &mut sqlx::SqliteConnection,
+    c: &Conversation,
+    e: &NewEvent,
+    at: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    let seq: i64 = sqlx::query_scalar(
+        "INSERT INTO events (conversation_id, kind, data, shopper_visible, agent_id, team, at)
+         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+    )
+    .bind(c.id.to_string())
+    .bind(e.kind.as_str())
+    .bind(e.data.to_string())
+    .bind(i64::from(e.shopper_visible))
+    .bind(c.agent_id.as_ref().map(AgentId::as_str))
+    .bind(c.ticket.as_ref().map(|t| t.team.as_str()))
+    .bind(at)
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(seq)
 }
 
 #[async_trait]
-impl Store for SqliteStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn upsert_customers(&self, customers: &[Customer]) -> Result<usize, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let now = Utc::now();
-        for c in customers {
-            sqlx::query(
-                "INSERT INTO customers (id, name, language, tier, lifetime_spend_cents, order_count, complaints_90d, tags, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT(id) DO UPDATE SET name = excluded.name, language = excluded.language, tier = excluded.tier,
-                   lifetime_spend_cents = excluded.lifetime_spend_cents, order_count = excluded.order_count,
-                   complaints_90d = excluded.complaints_90d, tags = excluded.tags, updated_at = excluded.updated_at",
-            )
-            .bind(c.id.as_str())
-            .bind(&c.name)
-            .bind(c.language.as_str())
-            .bind(c.tier.as_str())
-            .bind(c.lifetime_spend_cents)
-            .bind(c.order_count)
-            .bind(c.complaints_90d)
-            .bind(serde_json::to_string(&c.tags).unwrap_or_else(|_| "[]".into()))
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(customers.len())
-    }
-
-    async fn customer(&self, id: &CustomerId) -> Result<Option<Customer>, StoreError> {
-        let row = sqlx::query("SELECT * FROM customers WHERE id = ?")
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let lang: String = row.try_get("language")?;
-        let tier: String = row.try_get("tier")?;
-        let tags: String = row.try_get("tags")?;
-        Ok(Some(Customer {
-            id: id.clone(),
-            name: row.try_get("name")?,
-            language: Lang::parse(&lang).unwrap_or_default(),
-            tier: Tier::parse(&tier).ok_or_else(|| corrupt("tier"))?,
-            lifetime_spend_cents: row.try_get("lifetime_spend_cents")?,
-            order_count: row.try_get("order_count")?,
-            complaints_90d: row.try_get("complaints_90d")?,
-            tags: serde_json::from_str(&tags).map_err(|_| corrupt("tags"))?,
-        }))
-    }
-
-    async fn customer_count(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM customers")
-            .fetch_one(&self.pool)
-            .await?)
-    }
-
-    async fn upsert_orders(&self, orders: &[Order]) -> Result<usize, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let now = Utc::now();
-        for o in orders {
-            let body = serde_json::to_string(o).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            sqlx::query(
-                "INSERT INTO orders (order_id, customer_id, body, updated_at) VALUES (?, ?, ?, ?)
-                 ON CONFLICT(order_id) DO UPDATE SET customer_id = excluded.customer_id, body = excluded.body, updated_at = excluded.updated_at",
-            )
-            .bind(o.order_id.as_str())
-            .bind(o.customer_id.as_str())
-            .bind(body)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(orders.len())
-    }
-
-    async fn order(&self, id: &OrderId) -> Result<Option<Order>, StoreError> {
-        let body: Option<String> = sqlx::query_scalar("SELECT body FROM orders WHERE order_id = ?")
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        body.map(|b| serde_json::from_str(&b).map_err(|_| corrupt("order body")))
-            .transpose()
-    }
-
+impl ConversationStore for SqliteStore {
     async fn conversation(&self, id: ConversationId) -> Result<Option<Conversation>, StoreError> {
-        let row = sqlx::query("SELECT * FROM conversations WHERE id = ?")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(conversation_from_row).transpose()
+        let row: Option<ConversationRow> = sqlx::query_as(&format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = ?"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(Conversation::try_from).transpose()
     }
 
     async fn messages(&self, id: ConversationId) -> Result<Vec<Message>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM messages WHERE conversation_id = ? ORDER BY id")
-            .bind(id.to_string())
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                let author: String = row.try_get("author")?;
-                let alternatives: String = row.try_get("alternatives")?;
-                let route: Option<String> = row.try_get("route")?;
-                let reason: Option<String> = row.try_get("route_reason")?;
-                let oos: Option<i64> = row.try_get("out_of_scope")?;
-                let confidence: Option<f64> = row.try_get("confidence")?;
-                Ok(Message {
-                    id: row.try_get("id")?,
-                    body: NewMessage {
-                        author: Author::parse(&author).ok_or_else(|| corrupt("author"))?,
-                        text: row.try_get("text")?,
-                        at: row.try_get::<DateTime<Utc>, _>("at")?,
-                        channel: row.try_get("channel")?,
-                        intent: row.try_get("intent")?,
-                        confidence: confidence.map(|c| c as f32),
-                        out_of_scope: oos.map(|v| v != 0),
-                        alternatives: serde_json::from_str(&alternatives)
-                            .map_err(|_| corrupt("alternatives"))?,
-                        route: route.map(|route| RouteDecision {
-                            route,
-                            reason: reason.unwrap_or_default(),
-                        }),
-                        client_message_id: row.try_get("client_message_id")?,
-                    },
-                })
-            })
-            .collect()
+        let rows: Vec<MessageRow> = sqlx::query_as(
+            "SELECT id, author, text, at, channel, intent, confidence, out_of_scope, alternatives, route, route_reason, client_message_id, agent_id, private
+             FROM messages WHERE conversation_id = ? ORDER BY id",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(Message::try_from).collect()
     }
 
     async fn idempotent(
@@ -227,9 +130,10 @@ impl Store for SqliteStore {
         }))
     }
 
-    async fn record_turn(&self, turn: &Turn) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+    async fn record_turn(&self, turn: &Turn) -> Result<Committed, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let c = &turn.conversation;
+        let now = Utc::now();
         if let Some(idem) = &turn.idempotency {
             let inserted = sqlx::query(
                 "INSERT INTO idempotency_keys (scope, client_message_id, conversation_id, request_hash, response, created_at)
@@ -240,7 +144,7 @@ impl Store for SqliteStore {
             .bind(idem.conversation_id.to_string())
             .bind(&idem.request_hash)
             .bind(idem.response.to_string())
-            .bind(Utc::now())
+            .bind(now)
             .execute(&mut *tx)
             .await?;
             if inserted.rows_affected() == 0 {
@@ -248,46 +152,94 @@ impl Store for SqliteStore {
                 return Err(StoreError::DuplicateKey);
             }
         }
-        let slots =
-            serde_json::to_string(&c.slots).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        if turn.is_new {
-            sqlx::query(
-                "INSERT INTO conversations (id, customer_id, verified, channel, lang, state, slots, created_at, updated_at, handoff_reason, handoff_intent, handoff_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        if let Some((agent, capacity)) = &turn.capacity_guard {
+            let held: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM conversations WHERE agent_id = ? AND state = 'with_human' AND id <> ?",
             )
+            .bind(agent.as_str())
             .bind(c.id.to_string())
+            .fetch_one(&mut *tx)
+            .await?;
+            if held >= i64::from(*capacity) {
+                tx.rollback().await?;
+                return Err(StoreError::OverCapacity);
+            }
+        }
+        let slots = to_json(&c.slots)?;
+        let ticket = c.ticket.as_ref().map(to_json).transpose()?;
+        let version = if turn.is_new {
+            0
+        } else {
+            turn.expected_version + 1
+        };
+        let q = if turn.is_new {
+            sqlx::query(
+                "INSERT INTO conversations (customer_id, verified, channel, lang, state, slots, created_at, updated_at, handoff_reason, handoff_intent, handoff_at,
+                    version, ticket, sla_due, priority, team, agent_id, assigned_at, first_response_at, resolution, csat_score, id)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
             .bind(c.customer_id.as_str())
             .bind(i64::from(c.verified))
             .bind(&c.channel)
             .bind(c.lang.as_str())
             .bind(c.state.as_str())
-            .bind(&slots)
+        } else {
+            sqlx::query(
+                "UPDATE conversations SET customer_id = ?, verified = ?, channel = ?, lang = ?, state = ?, slots = ?, created_at = ?, updated_at = ?,
+                    handoff_reason = ?, handoff_intent = ?, handoff_at = ?, version = ?, ticket = ?, sla_due = ?, priority = ?, team = ?,
+                    agent_id = ?, assigned_at = ?, first_response_at = ?, resolution = ?, csat_score = ?
+                 WHERE id = ? AND version = ?",
+            )
+            .bind(c.customer_id.as_str())
+            .bind(i64::from(c.verified))
+            .bind(&c.channel)
+            .bind(c.lang.as_str())
+            .bind(c.state.as_str())
+        };
+        let q = q
+            .bind(slots)
             .bind(c.created_at)
             .bind(c.updated_at)
             .bind(&c.handoff_reason)
             .bind(&c.handoff_intent)
             .bind(c.handoff_at)
-            .execute(&mut *tx)
-            .await?;
+            .bind(version)
+            .bind(ticket)
+            .bind(c.ticket.as_ref().map(|t| t.sla_due))
+            .bind(c.ticket.as_ref().map_or(0, |t| i64::from(t.priority)))
+            .bind(c.ticket.as_ref().map(|t| t.team.clone()))
+            .bind(c.agent_id.as_ref().map(|a| a.as_str().to_string()))
+            .bind(c.assigned_at)
+            .bind(c.first_response_at)
+            .bind(&c.resolution)
+            .bind(c.csat_score.map(i64::from))
+            .bind(c.id.to_string());
+        let q = if turn.is_new {
+            q
         } else {
-            sqlx::query(
-                "UPDATE conversations SET lang = ?, state = ?, slots = ?, updated_at = ?, handoff_reason = ?, handoff_intent = ?, handoff_at = ? WHERE id = ?",
-            )
-            .bind(c.lang.as_str())
-            .bind(c.state.as_str())
-            .bind(&slots)
-            .bind(c.updated_at)
-            .bind(&c.handoff_reason)
-            .bind(&c.handoff_intent)
-            .bind(c.handoff_at)
-            .bind(c.id.to_string())
-            .execute(&mut *tx)
-            .await?;
+            q.bind(turn.expected_version)
+        };
+        if q.execute(&mut *tx).await?.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Err(StoreError::Conflict);
         }
+        let mut committed = Committed {
+            message_ids: Vec::with_capacity(turn.messages.len()),
+            last_seq: 0,
+        };
+        let agent_name: Option<String> = match &c.agent_id {
+            Some(a) => {
+                sqlx::query_scalar("SELECT name FROM agents WHERE id = ?")
+                    .bind(a.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?
+            }
+            None => None,
+        };
         for m in &turn.messages {
-            sqlx::query(
-                "INSERT INTO messages (conversation_id, author, text, at, channel, intent, confidence, out_of_scope, alternatives, route, route_reason, client_message_id)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO messages (conversation_id, author, text, at, channel, intent, confidence, out_of_scope, alternatives, route, route_reason, client_message_id, agent_id, private)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             )
             .bind(c.id.to_string())
             .bind(m.author.as_str())
@@ -297,14 +249,379 @@ impl Store for SqliteStore {
             .bind(&m.intent)
             .bind(m.confidence.map(f64::from))
             .bind(m.out_of_scope.map(i64::from))
-            .bind(serde_json::to_string(&m.alternatives).unwrap_or_else(|_| "[]".into()))
+            .bind(to_json(&m.alternatives)?)
             .bind(m.route.as_ref().map(|r| r.route.clone()))
             .bind(m.route.as_ref().map(|r| r.reason.clone()))
             .bind(&m.client_message_id)
+            .bind(m.agent_id.as_ref().map(|a| a.as_str().to_string()))
+            .bind(i64::from(m.private))
+            .fetch_one(&mut *tx)
+            .await?;
+            committed.message_ids.push(id);
+            let name = if m.agent_id == c.agent_id {
+                agent_name.as_deref()
+            } else {
+                None
+            };
+            let event = NewEvent {
+                kind: EventKind::MessageAdded,
+                data: message_event_data(id, m, name),
+                shopper_visible: !m.private,
+            };
+            committed.last_seq = insert_event(&mut tx, c, &event, now).await?;
+        }
+        for e in &turn.events {
+            committed.last_seq = insert_event(&mut tx, c, e, now).await?;
+        }
+        tx.commit().await?;
+        Ok(committed)
+    }
+
+    async fn waiting(&self, limit: i64) -> Result<Vec<Conversation>, StoreError> {
+        let rows: Vec<ConversationRow> = sqlx::query_as(&format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE state = 'waiting_for_human' ORDER BY sla_due, handoff_at LIMIT ?"
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(Conversation::try_from).collect()
+    }
+
+    async fn held_by(&self, agent: &AgentId) -> Result<Vec<Conversation>, StoreError> {
+        let rows: Vec<ConversationRow> = sqlx::query_as(&format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE agent_id = ? AND state = 'with_human' ORDER BY assigned_at"
+        ))
+        .bind(agent.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(Conversation::try_from).collect()
+    }
+
+    async fn unanswered_since(
+        &self,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        let rows: Vec<ConversationRow> = sqlx::query_as(&format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations
+             WHERE state = 'with_human' AND assigned_at < ?
+               AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = conversations.id
+                               AND m.author = 'agent' AND m.at >= conversations.assigned_at)"
+        ))
+        .bind(before)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(Conversation::try_from).collect()
+    }
+
+    async fn recent_handle_seconds(&self, limit: i64) -> Result<Vec<i64>, StoreError> {
+        let rows: Vec<(DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT assigned_at, updated_at FROM conversations
+             WHERE state = 'resolved' AND assigned_at IS NOT NULL ORDER BY updated_at DESC LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(a, b)| (b - a).num_seconds().max(0))
+            .collect())
+    }
+
+    async fn conversations_since(
+        &self,
+        customer: &CustomerId,
+        since: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM conversations WHERE customer_id = ? AND created_at >= ?",
+        )
+        .bind(customer.as_str())
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn set_csat(
+        &self,
+        id: ConversationId,
+        score: i32,
+        comment: Option<&str>,
+        event: NewEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let done = sqlx::query(
+            "UPDATE conversations SET csat_score = ?, csat_comment = ?, version = version + 1
+             WHERE id = ? AND csat_score IS NULL AND state = ?",
+        )
+        .bind(i64::from(score))
+        .bind(comment)
+        .bind(id.to_string())
+        .bind(ConversationState::Resolved.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let row: ConversationRow = sqlx::query_as(&format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = ?"
+        ))
+        .bind(id.to_string())
+        .fetch_one(&mut *tx)
+        .await?;
+        let c = Conversation::try_from(row)?;
+        insert_event(&mut tx, &c, &event, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl CustomerStore for SqliteStore {
+    async fn upsert_customers(&self, customers: &[Customer]) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let now = Utc::now();
+        for c in customers {
+            sqlx::query(
+                "INSERT INTO customers (id, name, language, tier, lifetime_spend_cents, order_count, complaints_90d, tags, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT(id) DO UPDATE SET name = excluded.name, language = excluded.language, tier = excluded.tier,
+                   lifetime_spend_cents = excluded.lifetime_spend_cents, order_count = excluded.order_count,
+                   complaints_90d = excluded.complaints_90d, tags = excluded.tags, updated_at = excluded.updated_at",
+            )
+            .bind(c.id.as_str())
+            .bind(&c.name)
+            .bind(c.language.as_str())
+            .bind(c.tier.as_str())
+            .bind(c.lifetime_spend_cents)
+            .bind(c.order_count)
+            .bind(c.complaints_90d)
+            .bind(to_json(&c.tags)?)
+            .bind(now)
             .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
+        Ok(customers.len())
+    }
+
+    async fn customer(&self, id: &CustomerId) -> Result<Option<Customer>, StoreError> {
+        let row: Option<CustomerRow> = sqlx::query_as(
+            "SELECT id, name, language, tier, lifetime_spend_cents, order_count, complaints_90d, tags FROM customers WHERE id = ?",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(Customer::try_from).transpose()
+    }
+
+    async fn customer_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM customers")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+}
+
+#[async_trait]
+impl OrderStore for SqliteStore {
+    async fn upsert_orders(&self, orders: &[Order]) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let now = Utc::now();
+        for o in orders {
+            sqlx::query(
+                "INSERT INTO orders (order_id, customer_id, body, updated_at) VALUES (?, ?, ?, ?)
+                 ON CONFLICT(order_id) DO UPDATE SET customer_id = excluded.customer_id, body = excluded.body, updated_at = excluded.updated_at",
+            )
+            .bind(o.order_id.as_str())
+            .bind(o.customer_id.as_str())
+            .bind(to_json(o)?)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(orders.len())
+    }
+
+    async fn order(&self, id: &OrderId) -> Result<Option<Order>, StoreError> {
+        let body: Option<String> = sqlx::query_scalar("SELECT body FROM orders WHERE order_id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        body.map(|b| serde_json::from_str(&b).map_err(|_| corrupt("order body")))
+            .transpose()
+    }
+
+    async fn orders_of(&self, customer: &CustomerId, limit: i64) -> Result<Vec<Order>, StoreError> {
+        let bodies: Vec<String> = sqlx::query_scalar(
+            "SELECT body FROM orders WHERE customer_id = ? ORDER BY order_id DESC LIMIT ?",
+        )
+        .bind(customer.as_str())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        bodies
+            .iter()
+            .map(|b| serde_json::from_str(b).map_err(|_| corrupt("order body")))
+            .collect()
+    }
+}
+
+const AGENT_COLUMNS: &str =
+    "id, name, languages, teams, capacity, status, created_at, last_seen_at";
+
+#[async_trait]
+impl AgentStore for SqliteStore {
+    async fn create_agent(&self, a: &Agent, token_hash: &str) -> Result<(), StoreError> {
+        let langs: Vec<&str> = a.languages.iter().map(|l| l.as_str()).collect();
+        let r = sqlx::query(
+            "INSERT INTO agents (id, name, languages, teams, capacity, status, token_hash, created_at, last_seen_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(a.id.as_str())
+        .bind(&a.name)
+        .bind(to_json(&langs)?)
+        .bind(to_json(&a.teams)?)
+        .bind(i64::from(a.capacity))
+        .bind(a.status.as_str())
+        .bind(token_hash)
+        .bind(a.created_at)
+        .bind(a.last_seen_at)
+        .execute(&self.pool)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::AlreadyExists("agent"));
+        }
+        Ok(())
+    }
+
+    async fn agent(&self, id: &AgentId) -> Result<Option<Agent>, StoreError> {
+        let row: Option<AgentRow> =
+            sqlx::query_as(&format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = ?"))
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(Agent::try_from).transpose()
+    }
+
+    async fn agent_by_token_hash(&self, hash: &str) -> Result<Option<Agent>, StoreError> {
+        let row: Option<AgentRow> = sqlx::query_as(&format!(
+            "SELECT {AGENT_COLUMNS} FROM agents WHERE token_hash = ?"
+        ))
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(Agent::try_from).transpose()
+    }
+
+    async fn agents(&self) -> Result<Vec<Agent>, StoreError> {
+        let rows: Vec<AgentRow> =
+            sqlx::query_as(&format!("SELECT {AGENT_COLUMNS} FROM agents ORDER BY id"))
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter().map(Agent::try_from).collect()
+    }
+
+    async fn update_agent(&self, a: &Agent) -> Result<bool, StoreError> {
+        let langs: Vec<&str> = a.languages.iter().map(|l| l.as_str()).collect();
+        let r = sqlx::query(
+            "UPDATE agents SET name = ?, languages = ?, teams = ?, capacity = ?, status = ? WHERE id = ?",
+        )
+        .bind(&a.name)
+        .bind(to_json(&langs)?)
+        .bind(to_json(&a.teams)?)
+        .bind(i64::from(a.capacity))
+        .bind(a.status.as_str())
+        .bind(a.id.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn delete_agent(&self, id: &AgentId) -> Result<bool, StoreError> {
+        let r = sqlx::query("DELETE FROM agents WHERE id = ?")
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn touch_agent(&self, id: &AgentId, at: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE agents SET last_seen_at = ? WHERE id = ?")
+            .bind(at)
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+const EVENT_COLUMNS: &str = "seq, conversation_id, kind, data, shopper_visible, agent_id, team, at";
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn events_after(
+        &self,
+        filter: &EventFilter,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<Event>, StoreError> {
+        let rows: Vec<EventRow> = match filter {
+            EventFilter::Shopper(id) => {
+                sqlx::query_as(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE conversation_id = ? AND shopper_visible = 1 AND seq > ? ORDER BY seq LIMIT ?"
+                ))
+                .bind(id.to_string())
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            EventFilter::Agent { id, teams } => {
+                // Queue events of the agent's teams, and everything on conversations they
+                // hold (now or when the event happened).
+                sqlx::query_as(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? AND (
+                        agent_id = ?
+                        OR (kind IN ('queue_changed', 'state_changed') AND team IN (SELECT value FROM json_each(?)))
+                        OR conversation_id IN (SELECT id FROM conversations WHERE agent_id = ? AND state = 'with_human'))
+                     ORDER BY seq LIMIT ?"
+                ))
+                .bind(after)
+                .bind(id.as_str())
+                .bind(to_json(teams)?)
+                .bind(id.as_str())
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            EventFilter::All => {
+                sqlx::query_as(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?"
+                ))
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.into_iter().map(Event::try_from).collect()
+    }
+
+    async fn last_seq(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(seq) FROM events")
+                .fetch_one(&self.pool)
+                .await?
+                .unwrap_or(0),
+        )
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
 }

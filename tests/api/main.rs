@@ -9,4 +9,5 @@ mod durability;
 mod helpers;
 mod identity;
 mod order_api;
+mod queue;
 mod store_suite;

@@ -7,6 +7,8 @@ use switchboard::domain::{
     NewMessage, Slots, Tier,
 };
 use switchboard::store::sqlite::SqliteStore;
+#[allow(unused_imports)]
+use switchboard::store::{ConversationStore, CustomerStore, EventStore};
 use switchboard::store::{IdempotencyRecord, Store, StoreError, Turn};
 
 fn conversation(customer: &CustomerId) -> Conversation {
@@ -28,6 +30,13 @@ fn conversation(customer: &CustomerId) -> Conversation {
         handoff_reason: None,
         handoff_intent: None,
         handoff_at: None,
+        version: 0,
+        ticket: None,
+        agent_id: None,
+        assigned_at: None,
+        first_response_at: None,
+        resolution: None,
+        csat_score: None,
     }
 }
 
@@ -43,6 +52,8 @@ fn message(author: Author, text: &str) -> NewMessage {
         alternatives: vec![],
         route: None,
         client_message_id: None,
+        agent_id: None,
+        private: false,
     }
 }
 
@@ -64,6 +75,9 @@ async fn turns_are_atomic_and_idempotent(store: &dyn Store) {
             message(Author::Bot, "您好"),
         ],
         idempotency: Some(idem.clone()),
+        expected_version: 0,
+        events: vec![],
+        capacity_guard: None,
     };
     store.record_turn(&turn).await.unwrap();
     assert_eq!(store.conversation(conv.id).await.unwrap().unwrap(), conv);
@@ -99,12 +113,27 @@ async fn turns_are_atomic_and_idempotent(store: &dyn Store) {
 
     // An update without a key goes through.
     let update = Turn {
-        conversation: conv.clone(),
-        is_new: false,
         messages: vec![message(Author::Shopper, "?")],
-        idempotency: None,
+        ..Turn::update(conv.clone())
     };
-    store.record_turn(&update).await.unwrap();
+    let committed = store.record_turn(&update).await.unwrap();
+    assert_eq!(committed.message_ids.len(), 1);
+    // The same change computed from the old version again is a conflict: nothing written.
+    assert!(matches!(
+        store.record_turn(&update).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        store.conversation(conv.id).await.unwrap().unwrap().version,
+        1
+    );
+    // Every stored message is also an event, in order.
+    let events = store
+        .events_after(&switchboard::store::EventFilter::Shopper(conv.id), 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 3);
+    assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
     assert_eq!(
         store.conversation(conv.id).await.unwrap().unwrap().state,
         ConversationState::WaitingForHuman

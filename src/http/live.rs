@@ -1,0 +1,169 @@
+//! Live push over WebSocket. `GET /api/v1/conversations/{id}/events` (the conversation token
+//! as `?token=` or subprotocol `bearer.<token>`, since browsers cannot set headers on a
+//! WebSocket) and `GET /api/v1/agent/events` (agent token the same ways). Credentials are
+//! checked before the upgrade. Each connection first sends what happened after `?after=<seq>`,
+//! then live events, always read from the events table in sequence order: nothing twice,
+//! nothing lost across reconnects.
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde::Deserialize;
+
+use crate::domain::{ConversationId, ConversationState, Event};
+use crate::store::EventFilter;
+
+use super::AppState;
+use super::agents::token_hash;
+use super::error::ApiError;
+use super::extract::Path;
+
+/// Query parameters of a live connection.
+#[derive(Debug, Deserialize)]
+pub struct LiveQuery {
+    pub token: Option<String>,
+    /// Resume after this sequence (0 = from the beginning).
+    pub after: Option<i64>,
+}
+
+/// The token from `?token=` or a `bearer.<token>` subprotocol.
+fn token(q: &LiveQuery, headers: &HeaderMap) -> Result<String, ApiError> {
+    if let Some(t) = q.token.as_deref().filter(|t| !t.is_empty()) {
+        return Ok(t.to_string());
+    }
+    headers
+        .get("sec-websocket-protocol")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.split(',')
+                .map(str::trim)
+                .find_map(|p| p.strip_prefix("bearer."))
+                .map(str::to_string)
+        })
+        .ok_or(ApiError::Unauthorized)
+}
+
+fn frame(e: &Event) -> String {
+    serde_json::json!({
+        "seq": e.seq,
+        "type": e.kind.as_str(),
+        "conversation_id": e.conversation_id.to_string(),
+        "at": e.at,
+        "data": e.data,
+    })
+    .to_string()
+}
+
+/// The shopper's live connection to their conversation.
+pub async fn conversation_events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<LiveQuery>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let t = token(&q, &headers)?;
+    let id = ConversationId::parse(&id).map_err(|_| ApiError::Forbidden)?;
+    let mut h = HeaderMap::new();
+    h.insert(
+        axum::http::header::AUTHORIZATION,
+        format!("Bearer {t}")
+            .parse()
+            .map_err(|_| ApiError::Unauthorized)?,
+    );
+    state.tokens.require_conversation(&h, id, true)?;
+    let after = q.after.unwrap_or(0).max(0);
+    let ws = ws.protocols(["bearer"]);
+    Ok(ws.on_upgrade(move |socket| pump(state, socket, EventFilter::Shopper(id), after, Some(id))))
+}
+
+/// An agent's live connection: queue changes in their teams and their conversations.
+pub async fn agent_events(
+    State(state): State<AppState>,
+    Query(q): Query<LiveQuery>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let t = token(&q, &headers)?;
+    let agent = state
+        .store
+        .agent_by_token_hash(&token_hash(&t))
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    let after = q.after.unwrap_or(0).max(0);
+    let filter = EventFilter::Agent {
+        id: agent.id.clone(),
+        teams: agent.teams.clone(),
+    };
+    let ws = ws.protocols(["bearer"]);
+    Ok(ws.on_upgrade(move |socket| async move {
+        let id = agent.id.clone();
+        let _ = state.store.touch_agent(&id, chrono::Utc::now()).await;
+        pump(state, socket, filter, after, None).await;
+    }))
+}
+
+/// Sends events after `after` in order until the client goes away. For a shopper waiting in
+/// line, an ephemeral `queue_changed` frame with their position follows every batch.
+async fn pump(
+    state: AppState,
+    mut socket: WebSocket,
+    filter: EventFilter,
+    mut after: i64,
+    shopper: Option<ConversationId>,
+) {
+    let mut wake = state.notifier.subscribe();
+    let mut last_position = None;
+    loop {
+        let events = match state.store.events_after(&filter, after, 200).await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "live connection: reading events failed");
+                break;
+            }
+        };
+        for e in &events {
+            if socket.send(Message::Text(frame(e).into())).await.is_err() {
+                return;
+            }
+            after = e.seq;
+        }
+        if let Some(id) = shopper
+            && let Ok(Some(c)) = state.store.conversation(id).await
+        {
+            let status = if c.state == ConversationState::WaitingForHuman {
+                state.desk.status(&c).await.ok().flatten()
+            } else {
+                None
+            };
+            if status != last_position {
+                if let Some(s) = status {
+                    let f = serde_json::json!({
+                        "seq": after, "ephemeral": true, "type": "queue_changed",
+                        "conversation_id": id.to_string(), "at": chrono::Utc::now(),
+                        "data": {"position": s.position, "expected_wait_seconds": s.expected_wait_seconds},
+                    });
+                    if socket
+                        .send(Message::Text(f.to_string().into()))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                last_position = status;
+            }
+        }
+        if events.len() == 200 {
+            continue;
+        }
+        tokio::select! {
+            _ = crate::live::wait(&mut wake) => {}
+            msg = socket.recv() => match msg {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
