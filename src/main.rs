@@ -87,6 +87,24 @@ enum Command {
         #[command(flatten)]
         training: TrainingOptions,
     },
+    /// Measure knowledge-base answers on kb/eval.jsonl: top-1/top-3 passage accuracy, MRR,
+    /// answer-bar precision/recall and the misses; fits the calibration and bar on `val`.
+    EvalKb {
+        /// Evaluation questions (JSONL: {"q","lang","article","passage","split"}).
+        #[arg(long, default_value = "kb/eval.jsonl")]
+        questions: PathBuf,
+        /// Folder of knowledge-base articles.
+        #[arg(long, env = "SWITCHBOARD_KB_DIR", default_value = "kb")]
+        kb_dir: PathBuf,
+        /// Print one JSON object instead of a text report.
+        #[arg(long)]
+        json: bool,
+        /// Also write questions' and passages' vectors to this JSON file (offline analysis).
+        #[arg(long)]
+        dump: Option<PathBuf>,
+        #[command(flatten)]
+        data: DataOptions,
+    },
     /// Manage pretrained encoders.
     Models {
         #[command(subcommand)]
@@ -360,6 +378,26 @@ fn main() -> anyhow::Result<()> {
                         embedding_cache: (!no_cache).then(EmbeddingCache::default_location),
                         ..training.into_options()
                     },
+                },
+            )?;
+        }
+        Command::EvalKb {
+            questions,
+            kb_dir,
+            json,
+            dump,
+            data,
+        } => {
+            let model = cli
+                .models
+                .load_classifier(&data.intents_dir, &data.training_dir)?;
+            commands::eval_kb::run(
+                model,
+                commands::eval_kb::EvalKbArgs {
+                    questions,
+                    kb_dir,
+                    json,
+                    dump,
                 },
             )?;
         }

@@ -62,6 +62,9 @@ pub struct MessageResponse {
     pub lang: String,
     /// True when this answer replays an earlier request with the same `client_message_id`.
     pub replayed: bool,
+    /// Suggested replies the shopper can send as they are (closest topics, "More about …").
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub quick_replies: Vec<String>,
 }
 
 fn parse_channel(c: Option<String>) -> Result<String, ApiError> {
@@ -173,6 +176,7 @@ fn respond(state: &AppState, r: TurnResult, replayed: bool) -> MessageResponse {
         },
         lang: r.lang.as_str().into(),
         replayed,
+        quick_replies: r.quick_replies,
     }
 }
 
