@@ -6,5 +6,6 @@ mod classifier;
 mod conversations;
 mod durability;
 mod helpers;
+mod kb_answers;
 mod order_api;
 mod store_suite;

@@ -207,7 +207,7 @@ fn neighbour<'a>(top: &PassageHit<'a>, next: Option<&PassageHit<'a>>) -> Option<
 
 /// Human-only intents whose messages are often general policy questions the knowledge base
 /// answers ("how long do refunds take" classified as "where is my refund").
-const POLICY_QUESTION_INTENTS: &[&str] = &["refund_status", "payment_problem"];
+const POLICY_QUESTION_INTENTS: &[&str] = &["refund_status", "payment_problem", "return_request"];
 
 /// Cues that a message is about the shopper's own case rather than the policy in general.
 const SPECIFIC_CUES: &[&str] = &[
@@ -257,6 +257,21 @@ const SPECIFIC_CUES: &[&str] = &[
     "几天了",
     "好几天",
     "已经",
+    "want to",
+    "would like",
+    "i'd like",
+    "need to return",
+    "help me",
+    "my order",
+    "these",
+    "this one",
+    "我要",
+    "我想",
+    "帮我",
+    "这个",
+    "这件",
+    "这双",
+    "给我",
 ];
 
 /// Whether a message classified to a human-only `intent` is a general policy question the
@@ -303,6 +318,14 @@ mod tests {
         check("payment_problem", "支持哪些付款方式", false, true);
         check("payment_problem", "my card was declined", false, false);
         check("damaged_item", "how long do refunds take", false, false);
+        check("return_request", "退货运费谁出", false, true);
+        check("return_request", "我想退这双鞋", false, false);
+        check(
+            "return_request",
+            "I want to return these shoes",
+            false,
+            false,
+        );
     }
 
     #[test]
