@@ -4,9 +4,9 @@
 //! article is tagged with the message's intent — to a passage part: the encoder similarity of
 //! the passage with and without its article title, and the share of the message's terms it
 //! holds. multilingual-e5's asymmetric prompts are used: `query: ` for the message and the
-//! sample questions, `passage: ` for passages. This linear fusion of normalised scores beat
-//! reciprocal-rank fusion on the validation questions (top-1 0.85 against 0.74), because ranks
-//! throw away how far ahead the best passage is. The top passage then gets a calibrated score,
+//! sample questions, `passage: ` for passages. This linear fusion of normalised scores ranked
+//! better than reciprocal-rank fusion on the validation questions: ranks throw away how far
+//! ahead the best passage is. The top passage then gets a calibrated score,
 //! the probability that it answers the message, from a logistic model over its score, the
 //! intent match, its term coverage and its margin over the runner-up; the bot answers only at
 //! or above the bar. Weights and bar are fitted on the validation half of `kb/eval.jsonl` by
