@@ -161,7 +161,8 @@ struct ServeArgs {
     /// Seconds in-flight requests get to finish on shutdown [default: 20].
     #[arg(long, env = "SWITCHBOARD_SHUTDOWN_TIMEOUT_SECS")]
     shutdown_timeout_secs: Option<u64>,
-    /// Least retrieval score for a knowledge-base answer [default: 1.0].
+    /// Least calibrated score (0–1) for a knowledge-base answer [default: 0.557, fitted by
+    /// `switchboard eval-kb`].
     #[arg(long, env = "SWITCHBOARD_KB_MIN_SCORE")]
     kb_min_score: Option<f32>,
     /// Least calibrated confidence the bot acts on [default: 0.45].

@@ -21,8 +21,20 @@ impl Passage {
     /// The passage as plain text for the shopper: heading line, then text, without `**`.
     pub fn display(&self) -> String {
         let text = plain(&self.text);
+        // Chinese headings take a full-width colon.
+        let colon = if self
+            .heading
+            .as_deref()
+            .is_some_and(|h| h.chars().any(|c| c > '\u{2e80}'))
+        {
+            "："
+        } else {
+            ": "
+        };
         match &self.heading {
-            Some(h) if !text.contains('\n') && !text.starts_with("- ") => format!("{h}: {text}"),
+            Some(h) if !text.contains('\n') && !text.starts_with("- ") => {
+                format!("{h}{colon}{text}")
+            }
             Some(h) => format!("{h}\n{text}"),
             None => text,
         }
@@ -189,5 +201,6 @@ mod tests {
         let p = split("**会员权益**：VIP会员免费特快配送。");
         assert_eq!(p[0].heading.as_deref(), Some("会员权益"));
         assert_eq!(p[0].text, "VIP会员免费特快配送。");
+        assert_eq!(p[0].display(), "会员权益：VIP会员免费特快配送。");
     }
 }
