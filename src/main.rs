@@ -101,6 +101,24 @@ enum Command {
         #[arg(long, env = "SWITCHBOARD_DATA_DIR", default_value = "data")]
         data_dir: PathBuf,
     },
+    /// Measure knowledge-base answers on kb/eval.jsonl: top-1/top-3 passage accuracy, MRR,
+    /// answer-bar precision/recall and the misses; fits the calibration and bar on `val`.
+    EvalKb {
+        /// Evaluation questions (JSONL: {"q","lang","article","passage","split"}).
+        #[arg(long, default_value = "kb/eval.jsonl")]
+        questions: PathBuf,
+        /// Folder of knowledge-base articles.
+        #[arg(long, env = "SWITCHBOARD_KB_DIR", default_value = "kb")]
+        kb_dir: PathBuf,
+        /// Print one JSON object instead of a text report.
+        #[arg(long)]
+        json: bool,
+        /// Also write questions' and passages' vectors to this JSON file (offline analysis).
+        #[arg(long)]
+        dump: Option<PathBuf>,
+        #[command(flatten)]
+        data: DataOptions,
+    },
     /// Manage pretrained encoders.
     Models {
         #[command(subcommand)]
@@ -162,7 +180,8 @@ struct ServeArgs {
     /// Seconds in-flight requests get to finish on shutdown [default: 20].
     #[arg(long, env = "SWITCHBOARD_SHUTDOWN_TIMEOUT_SECS")]
     shutdown_timeout_secs: Option<u64>,
-    /// Least retrieval score for a knowledge-base answer [default: 1.0].
+    /// Least calibrated score (0–1) for a knowledge-base answer [default: 0.557, fitted by
+    /// `switchboard eval-kb`].
     #[arg(long, env = "SWITCHBOARD_KB_MIN_SCORE")]
     kb_min_score: Option<f32>,
     /// Least calibrated confidence the bot acts on [default: 0.45].
@@ -412,6 +431,26 @@ fn main() -> anyhow::Result<()> {
                 }
             };
             println!("{}", switchboard::identity::sign_with(&secret, &id));
+        }
+        Command::EvalKb {
+            questions,
+            kb_dir,
+            json,
+            dump,
+            data,
+        } => {
+            let model = cli
+                .models
+                .load_classifier(&data.intents_dir, &data.training_dir)?;
+            commands::eval_kb::run(
+                model,
+                commands::eval_kb::EvalKbArgs {
+                    questions,
+                    kb_dir,
+                    json,
+                    dump,
+                },
+            )?;
         }
         Command::Models {
             action: ModelsAction::Fetch { names },

@@ -3,6 +3,7 @@
 
 pub mod classify;
 pub mod eval;
+pub mod eval_kb;
 pub mod models;
 pub mod simulate;
 pub mod train;

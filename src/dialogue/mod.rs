@@ -17,7 +17,7 @@ use serde_json::json;
 use crate::desk::{Desk, QueueStatus};
 use crate::domain::{
     Author, Conversation, ConversationId, ConversationState, Customer, CustomerId, EventKind,
-    IllegalTransition, Lang, NewEvent, NewMessage, OrderId, RouteDecision, Slots, Transition,
+    IllegalTransition, Lang, NewEvent, NewMessage, OrderId, RouteDecision, Slots, Tier, Transition,
 };
 use crate::intents::Catalog;
 use crate::live::Notifier;
@@ -121,6 +121,9 @@ pub struct TurnResult {
     /// The shopper's place in the human queue while waiting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<QueueStatus>,
+    /// Answers the shopper can pick (closest topics, "More about …"); often empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quick_replies: Vec<String>,
 }
 
 /// Why a turn failed.
@@ -178,6 +181,7 @@ struct Plan {
     route: &'static str,
     reason: String,
     handoff: Option<HandoffReason>,
+    quick_replies: Vec<String>,
 }
 
 /// The conversation as read for a turn.
@@ -226,6 +230,7 @@ impl Plan {
             route: "bot",
             reason: reason.into(),
             handoff: None,
+            quick_replies: Vec::new(),
         }
     }
 }
@@ -246,13 +251,14 @@ impl Dialogue {
         };
         let mut out: Vec<String> = Vec::new();
         for (text, c) in texts.iter().zip(&classified) {
-            for hit in self
-                .kb
-                .rank(text, &c.embedding, &c.intent, lang)
-                .into_iter()
-                .take(2)
-            {
-                let reply = format!("{}\n\n{}", hit.article.title, hit.article.summary());
+            let query = kb::Query {
+                text,
+                embedding: &c.embedding,
+                intent: &c.intent,
+                lang,
+            };
+            for hit in self.kb.rank(&query).into_iter().take(2) {
+                let reply = format!("{}\n\n{}", hit.article.title, hit.passage.display());
                 if !out.contains(&reply) {
                     out.push(reply);
                 }
@@ -410,18 +416,23 @@ impl Dialogue {
             conv.csat_score = None;
         }
         let plan = match conv.state {
-            ConversationState::Bot => self.plan(inbound, classification, &mut conv, lang).await,
+            ConversationState::Bot => {
+                self.plan(inbound, classification, &mut conv, lang, customer.tier)
+                    .await
+            }
             ConversationState::WaitingForHuman => Plan {
                 replies: vec![canned(Canned::StillWaiting, lang).to_string()],
                 route: "human",
                 reason: "waiting_for_human".into(),
                 handoff: None,
+                quick_replies: Vec::new(),
             },
             ConversationState::WithHuman | ConversationState::Resolved => Plan {
                 replies: Vec::new(),
                 route: "human",
                 reason: "with_human".into(),
                 handoff: None,
+                quick_replies: Vec::new(),
             },
         };
         if let Some(reason) = &plan.handoff {
@@ -506,6 +517,7 @@ impl Dialogue {
             },
             lang: conv.lang,
             queue,
+            quick_replies: plan.quick_replies.clone(),
         };
         let mut messages = vec![NewMessage {
             author: Author::Shopper,
@@ -590,6 +602,7 @@ impl Dialogue {
         c: &Classification,
         conv: &mut Conversation,
         lang: Lang,
+        tier: Tier,
     ) -> Plan {
         let order_id = tracking::extract_order_id(&inbound.text);
         let slots = conv.slots.clone();
@@ -604,9 +617,35 @@ impl Dialogue {
             policy: &self.policy,
         };
         let decision = decide(&input);
+        let query = kb::Query {
+            text: &inbound.text,
+            embedding: &c.embedding,
+            intent: &c.intent,
+            lang,
+        };
         match decision {
-            Decision::Handoff(reason) => handoff_plan(reason, lang),
-            Decision::Clarify => missed_plan(&input, conv, lang, Canned::Clarify, "low_confidence"),
+            // Not understood: search every passage before asking again or handing off (#12).
+            Decision::Clarify | Decision::Handoff(HandoffReason::RepeatedMisses) => {
+                match self.kb.lookup(&query, tier) {
+                    kb::Lookup::Answer(a) => faq_plan(conv, a),
+                    kb::Lookup::Unsure { topics } => with_topics(
+                        missed_plan(&input, conv, lang, Canned::Clarify, "low_confidence"),
+                        topics,
+                        lang,
+                    ),
+                }
+            }
+            Decision::Handoff(reason) => {
+                // A general policy question under a human-only intent ("how long do refunds
+                // take") is answered from the KB; a specific case still goes to a human (#12).
+                if let HandoffReason::IntentNeedsHuman(i) = &reason
+                    && kb::policy_question(i, &inbound.text, order_id.is_some())
+                    && let Some(a) = self.kb.answer(&query, tier)
+                {
+                    return faq_plan(conv, a);
+                }
+                handoff_plan(reason, lang)
+            }
             Decision::Answer(Answer::Smalltalk) => {
                 let reply = match c.intent.as_str() {
                     "greeting" => Canned::Greeting,
@@ -620,18 +659,14 @@ impl Dialogue {
                     format!("smalltalk:{}", c.intent),
                 )
             }
-            Decision::Answer(Answer::Faq) => {
-                match self.kb.answer(&inbound.text, &c.embedding, &c.intent, lang) {
-                    Some(hit) => {
-                        conv.slots = Slots::default();
-                        Plan::bot(
-                            format!("{}\n\n{}", hit.article.title, hit.article.summary()),
-                            format!("faq:{}", hit.article.id),
-                        )
-                    }
-                    None => missed_plan(&input, conv, lang, Canned::FaqNoAnswer, "faq_no_answer"),
-                }
-            }
+            Decision::Answer(Answer::Faq) => match self.kb.lookup(&query, tier) {
+                kb::Lookup::Answer(a) => faq_plan(conv, a),
+                kb::Lookup::Unsure { topics } => with_topics(
+                    missed_plan(&input, conv, lang, Canned::FaqNoAnswer, "faq_no_answer"),
+                    topics,
+                    lang,
+                ),
+            },
             Decision::Answer(Answer::Tracking) => {
                 let Some(order_id) = order_id.or_else(|| conv.slots.pending_order.clone()) else {
                     conv.slots.awaiting_order_number = true;
@@ -777,6 +812,30 @@ fn missed_plan(
     }
 }
 
+/// A knowledge-base answer; it resolves whatever the bot was waiting for.
+fn faq_plan(conv: &mut Conversation, a: kb::KbAnswer) -> Plan {
+    conv.slots = Slots::default();
+    Plan {
+        replies: vec![a.reply],
+        route: "bot",
+        reason: a.reason,
+        handoff: None,
+        quick_replies: a.quick_replies,
+    }
+}
+
+/// A clarifying question that offers the closest knowledge-base topics, unless the miss
+/// became a handoff.
+fn with_topics(mut plan: Plan, topics: Vec<String>, lang: Lang) -> Plan {
+    if plan.handoff.is_none()
+        && let Some(text) = kb::answer::clarify_with_topics(&topics, lang)
+    {
+        plan.replies = vec![text];
+        plan.quick_replies = topics;
+    }
+    plan
+}
+
 fn handoff_plan(reason: HandoffReason, lang: Lang) -> Plan {
     let reply = match reason {
         HandoffReason::Upset => Canned::HandoffUpset,
@@ -788,6 +847,7 @@ fn handoff_plan(reason: HandoffReason, lang: Lang) -> Plan {
         route: "human",
         reason: reason.code(),
         handoff: Some(reason),
+        quick_replies: Vec::new(),
     }
 }
 

@@ -97,6 +97,9 @@ pub struct MessageResponse {
     /// The shopper's place in the human queue while waiting.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue: Option<crate::desk::QueueStatus>,
+    /// Suggested replies the shopper can send as they are (closest topics, "More about …").
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub quick_replies: Vec<String>,
 }
 
 fn parse_channel(c: Option<String>) -> Result<String, ApiError> {
@@ -244,6 +247,7 @@ fn respond(state: &AppState, r: TurnResult, replayed: bool) -> MessageResponse {
         lang: r.lang.as_str().into(),
         replayed,
         queue: r.queue,
+        quick_replies: r.quick_replies,
     }
 }
 

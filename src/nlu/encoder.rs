@@ -50,6 +50,8 @@ pub struct Encoder {
     precision: Precision,
     tokenizer: Tokenizer,
     prefix: String,
+    /// Prompt for documents in asymmetric retrieval (E5: `passage: `); queries use `prefix`.
+    passage_prefix: String,
     device: Device,
     dim: usize,
     name: String,
@@ -108,14 +110,17 @@ impl Encoder {
                 dir: dir.to_path_buf(),
                 detail: format!("truncation: {e}"),
             })?;
-        let prefix = std::fs::read(dir.join("config_sentence_transformers.json"))
+        let st_config = std::fs::read(dir.join("config_sentence_transformers.json"))
             .ok()
-            .and_then(|b| serde_json::from_slice::<SentenceTransformersConfig>(&b).ok())
-            .and_then(|c| {
-                let name = c.default_prompt_name?;
-                c.prompts.get(&name).cloned()
-            })
+            .and_then(|b| serde_json::from_slice::<SentenceTransformersConfig>(&b).ok());
+        let prefix = st_config
+            .as_ref()
+            .and_then(|c| c.prompts.get(c.default_prompt_name.as_ref()?).cloned())
             .unwrap_or_default();
+        let passage_prefix = st_config
+            .as_ref()
+            .and_then(|c| c.prompts.get("passage").cloned())
+            .unwrap_or_else(|| prefix.clone());
         let device = Device::Cpu;
         let weights = dir.join("model.safetensors");
         // SAFETY-free: mmaped loading needs `unsafe`, which this crate forbids; read the file.
@@ -137,6 +142,7 @@ impl Encoder {
             precision,
             tokenizer,
             prefix,
+            passage_prefix,
             device,
             dim: config.hidden_size,
             name,
@@ -171,13 +177,41 @@ impl Encoder {
         texts: &[&str],
         progress: &dyn Fn(usize),
     ) -> Result<Vec<Vec<f32>>, NluError> {
+        self.embed_prompted(texts, &self.prefix, progress)
+    }
+
+    /// Embeds documents for retrieval with the model's passage prompt (E5: `passage: `), the
+    /// counterpart of the query prompt [`Encoder::embed`] uses.
+    pub fn embed_passages(
+        &self,
+        texts: &[&str],
+        progress: &dyn Fn(usize),
+    ) -> Result<Vec<Vec<f32>>, NluError> {
+        self.embed_prompted(texts, &self.passage_prefix, progress)
+    }
+
+    /// Identifies the vectors this encoder produces: name, precision, weights and prompts.
+    pub fn version(&self) -> String {
+        let size = std::fs::metadata(self.dir.join("model.safetensors")).map_or(0, |m| m.len());
+        format!(
+            "{}:{:?}:{size}:{}|{}",
+            self.name, self.precision, self.prefix, self.passage_prefix
+        )
+    }
+
+    fn embed_prompted(
+        &self,
+        texts: &[&str],
+        prefix: &str,
+        progress: &dyn Fn(usize),
+    ) -> Result<Vec<Vec<f32>>, NluError> {
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| texts[i].len());
         let mut out = vec![Vec::new(); texts.len()];
         let mut done = 0;
         for chunk in order.chunks(CHUNK) {
             let batch: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
-            let vectors = self.embed_batch(&batch)?;
+            let vectors = self.embed_batch(&batch, prefix)?;
             for (&i, v) in chunk.iter().zip(vectors) {
                 out[i] = v;
             }
@@ -188,13 +222,13 @@ impl Encoder {
     }
 
     /// One forward pass over a batch.
-    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, NluError> {
+    fn embed_batch(&self, texts: &[&str], prefix: &str) -> Result<Vec<Vec<f32>>, NluError> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
         let inputs: Vec<String> = texts
             .iter()
-            .map(|t| format!("{}{}", self.prefix, clip(t)))
+            .map(|t| format!("{prefix}{}", clip(t)))
             .collect();
         let encodings = self
             .tokenizer

@@ -67,6 +67,20 @@ pub trait IntentClassifier: Send + Sync {
     async fn classify(&self, texts: Vec<String>) -> Result<Vec<Classification>, NluError>;
     /// Readiness and identity of the loaded model.
     fn health(&self) -> Health;
+    /// Embeds knowledge-base passages with the encoder's document prompt (multilingual-e5:
+    /// `passage: `), comparable with [`Classification::embedding`] of a query. Classifiers
+    /// without an encoder of their own may refuse.
+    async fn embed_passages(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, NluError> {
+        let _ = texts;
+        Err(NluError::Inference(
+            "this classifier cannot embed passages".into(),
+        ))
+    }
+    /// Identifies the vector space of [`IntentClassifier::embed_passages`], so that cached
+    /// passage vectors are reused only with the same encoder, precision and prompts.
+    fn embedding_version(&self) -> String {
+        self.health().encoder
+    }
 }
 
 /// Errors of the understanding layer.

@@ -8,6 +8,7 @@ mod conversations;
 mod durability;
 mod helpers;
 mod identity;
+mod kb_answers;
 mod order_api;
 mod queue;
 mod store_suite;

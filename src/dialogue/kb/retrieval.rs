@@ -1,0 +1,380 @@
+//! Passage retrieval. A passage's score adds an article part — the best encoder similarity
+//! of any of the article's passages, the best similarity to the article's sample questions,
+//! the best BM25 match ([`super::bm25`], normalised per message) and a small bonus when the
+//! article is tagged with the message's intent — to a passage part: the encoder similarity of
+//! the passage with and without its article title, and the share of the message's terms it
+//! holds. multilingual-e5's asymmetric prompts are used: `query: ` for the message and the
+//! sample questions, `passage: ` for passages. This linear fusion of normalised scores ranked
+//! better than reciprocal-rank fusion on the validation questions: ranks throw away how far
+//! ahead the best passage is. The top passage then gets a calibrated score,
+//! the probability that it answers the message, from a logistic model over its score, the
+//! intent match, its term coverage and its margin over the runner-up; the bot answers only at
+//! or above the bar. Weights and bar are fitted on the validation half of `kb/eval.jsonl` by
+//! `switchboard eval-kb`.
+
+use std::collections::HashMap;
+
+use super::bm25::Bm25;
+use super::cache::PassageCache;
+use super::passages::{self, Passage, plain};
+use super::{Article, KbError};
+use crate::domain::Lang;
+use crate::nlu::IntentClassifier;
+
+/// Weights of the fused score, chosen on the validation questions (see the module doc).
+const W_ARTICLE_DENSE: f32 = 1.0;
+const W_ARTICLE_QUESTIONS: f32 = 1.0;
+const W_ARTICLE_LEXICAL: f32 = 0.05;
+const W_INTENT: f32 = 0.02;
+const W_PASSAGE_TITLED: f32 = 0.5;
+const W_PASSAGE_BARE: f32 = 1.0;
+const W_COVERAGE: f32 = 0.05;
+
+/// Logistic calibration of the top passage: bias, fused score, intent match, term coverage,
+/// margin over the runner-up. Fitted by `switchboard eval-kb` on the validation questions.
+pub const CALIBRATION: [f32; 5] = [-35.092, 10.566, 0.169, 1.453, 30.947];
+/// Least calibrated score the bot answers with, chosen by `switchboard eval-kb` on the
+/// validation questions (no unanswerable question above it, precision at least 0.9).
+pub const DEFAULT_MIN_SCORE: f32 = 0.557;
+
+/// A passage of an article, ready to rank.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Index into the knowledge base's articles.
+    pub article: usize,
+    pub passage: Passage,
+}
+
+/// What retrieval needs of a message: its text, its (query-prompted) embedding, the intent the
+/// classifier gave it and the language to answer in.
+#[derive(Debug, Clone, Copy)]
+pub struct Query<'a> {
+    pub text: &'a str,
+    pub embedding: &'a [f32],
+    pub intent: &'a str,
+    pub lang: Lang,
+}
+
+/// A ranked passage.
+#[derive(Debug, Clone)]
+pub struct PassageHit<'a> {
+    pub article: &'a Article,
+    pub passage: &'a Passage,
+    /// Index into the knowledge base's passages.
+    pub entry: usize,
+    /// The fused score the ranking sorts by.
+    pub fused: f32,
+    /// Encoder similarity of the titled passage.
+    pub dense: f32,
+    /// Share of the message's term weight found in the passage.
+    pub coverage: f32,
+    pub intent_match: bool,
+    /// How far the fused score is ahead of the next passage (0 below the top).
+    pub margin: f32,
+}
+
+impl PassageHit<'_> {
+    /// `article#passage`, the form used in route reasons and the evaluation set.
+    pub fn key(&self) -> String {
+        format!("{}#{}", self.article.id, self.passage.index)
+    }
+
+    /// The calibration's inputs: fused score, intent match, coverage, margin.
+    pub fn features(&self) -> [f32; 4] {
+        [
+            self.fused,
+            f32::from(u8::from(self.intent_match)),
+            self.coverage,
+            self.margin,
+        ]
+    }
+
+    /// Probability that this passage answers the message.
+    pub fn calibrated(&self, w: &[f32; 5]) -> f32 {
+        logistic(w, &self.features())
+    }
+}
+
+/// `1 / (1 + e^-(w0 + w·x))`.
+pub fn logistic(w: &[f32; 5], x: &[f32; 4]) -> f32 {
+    let z = w[0] + w[1..].iter().zip(x).map(|(a, b)| a * b).sum::<f32>();
+    1.0 / (1.0 + (-z).exp())
+}
+
+/// The indexed knowledge base.
+pub struct KnowledgeBase {
+    pub(super) articles: Vec<Article>,
+    pub(super) entries: Vec<Entry>,
+    /// Per passage: embedded with its article title, and without.
+    titled: Vec<Vec<f32>>,
+    bare: Vec<Vec<f32>>,
+    /// Per article: its sample questions, embedded as queries.
+    questions: Vec<Vec<Vec<f32>>>,
+    /// Per language: the entries in it and their BM25 index.
+    lexical: HashMap<Lang, (Vec<usize>, Bm25)>,
+    pub(super) min_score: f32,
+    pub(super) calibration: [f32; 5],
+}
+
+/// A passage as embedded: without the title (the passage itself) and with it (which often
+/// holds the words a shopper uses: "customs", "return shipping").
+fn texts(a: &Article, p: &Passage) -> (String, String) {
+    let bare = plain(&p.display());
+    (format!("{}. {bare}", a.title), bare)
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Vectors for `texts` grouped per article, from the cache where possible; the rest are
+/// computed in one call of `embed` and stored.
+async fn cached_vectors<F, Fut>(
+    cache: &PassageCache,
+    version: &str,
+    groups: &[Vec<String>],
+    embed: F,
+) -> Result<Vec<Vec<Vec<f32>>>, KbError>
+where
+    F: FnOnce(Vec<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<Vec<f32>>, crate::nlu::NluError>>,
+{
+    let paths: Vec<_> = groups.iter().map(|g| cache.path(version, g)).collect();
+    let mut out: Vec<Option<Vec<Vec<f32>>>> = groups
+        .iter()
+        .zip(&paths)
+        .map(|(g, p)| {
+            if g.is_empty() {
+                Some(Vec::new())
+            } else {
+                cache.load(p, g.len())
+            }
+        })
+        .collect();
+    let missing: Vec<usize> = (0..groups.len()).filter(|&i| out[i].is_none()).collect();
+    if !missing.is_empty() {
+        let texts: Vec<String> = missing.iter().flat_map(|&i| groups[i].clone()).collect();
+        let mut fresh = embed(texts).await?.into_iter();
+        for &i in &missing {
+            let v: Vec<Vec<f32>> = fresh.by_ref().take(groups[i].len()).collect();
+            cache.store(&paths[i], &v);
+            out[i] = Some(v);
+        }
+    }
+    tracing::debug!(
+        groups = groups.len(),
+        embedded = missing.len(),
+        "kb vectors"
+    );
+    Ok(out.into_iter().map(Option::unwrap_or_default).collect())
+}
+
+impl KnowledgeBase {
+    /// Indexes articles, embedding passages with the classifier's encoder; vectors of unchanged
+    /// articles come from the default cache.
+    pub async fn build(
+        articles: Vec<Article>,
+        classifier: &dyn IntentClassifier,
+        min_score: f32,
+    ) -> Result<Self, KbError> {
+        Self::build_with_cache(
+            articles,
+            classifier,
+            min_score,
+            &PassageCache::default_location(),
+        )
+        .await
+    }
+
+    /// [`KnowledgeBase::build`] with a given cache folder.
+    pub async fn build_with_cache(
+        articles: Vec<Article>,
+        classifier: &dyn IntentClassifier,
+        min_score: f32,
+        cache: &PassageCache,
+    ) -> Result<Self, KbError> {
+        let version = classifier.embedding_version();
+        let mut entries = Vec::new();
+        let mut titled_texts: Vec<Vec<String>> = Vec::new();
+        let mut bare_texts: Vec<Vec<String>> = Vec::new();
+        for (i, a) in articles.iter().enumerate() {
+            let split = passages::split(&a.body);
+            let (t, b): (Vec<String>, Vec<String>) = split.iter().map(|p| texts(a, p)).unzip();
+            titled_texts.push(t);
+            bare_texts.push(b);
+            entries.extend(split.into_iter().map(|passage| Entry {
+                article: i,
+                passage,
+            }));
+        }
+        let embed = |texts| classifier.embed_passages(texts);
+        let titled = cached_vectors(cache, &version, &titled_texts, embed).await?;
+        let bare = cached_vectors(cache, &version, &bare_texts, embed).await?;
+        let question_texts: Vec<Vec<String>> =
+            articles.iter().map(|a| a.questions.clone()).collect();
+        let questions = cached_vectors(
+            cache,
+            &format!("{version}|query"),
+            &question_texts,
+            |texts| async move {
+                Ok(classifier
+                    .classify(texts)
+                    .await?
+                    .into_iter()
+                    .map(|c| c.embedding)
+                    .collect())
+            },
+        )
+        .await?;
+        tracing::info!(
+            articles = articles.len(),
+            passages = entries.len(),
+            "knowledge base indexed"
+        );
+        let mut by_lang: HashMap<Lang, Vec<usize>> = HashMap::new();
+        for (i, e) in entries.iter().enumerate() {
+            by_lang.entry(articles[e.article].lang).or_default().push(i);
+        }
+        let flat_titled: Vec<&String> = titled_texts.iter().flatten().collect();
+        let lexical = by_lang
+            .into_iter()
+            .map(|(lang, ids)| {
+                let texts: Vec<String> = ids
+                    .iter()
+                    .map(|&i| {
+                        let a = &articles[entries[i].article];
+                        format!("{} {}", flat_titled[i], a.keywords.join(" "))
+                    })
+                    .collect();
+                (lang, (ids, Bm25::new(&texts)))
+            })
+            .collect();
+        Ok(Self {
+            articles,
+            entries,
+            titled: titled.into_iter().flatten().collect(),
+            bare: bare.into_iter().flatten().collect(),
+            questions,
+            lexical,
+            min_score,
+            calibration: CALIBRATION,
+        })
+    }
+
+    /// Number of articles.
+    pub fn len(&self) -> usize {
+        self.articles.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.articles.is_empty()
+    }
+
+    pub fn articles(&self) -> &[Article] {
+        &self.articles
+    }
+
+    /// Number of passages.
+    pub fn passage_count(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The bar in use.
+    pub fn min_score(&self) -> f32 {
+        self.min_score
+    }
+
+    /// Replaces the calibration and bar (evaluation of other settings).
+    pub fn set_calibration(&mut self, weights: [f32; 5], min_score: f32) {
+        self.calibration = weights;
+        self.min_score = min_score;
+    }
+
+    pub fn calibration(&self) -> [f32; 5] {
+        self.calibration
+    }
+
+    /// The passage at `entry` with its article.
+    pub fn entry(&self, entry: usize) -> (&Article, &Passage) {
+        let e = &self.entries[entry];
+        (&self.articles[e.article], &e.passage)
+    }
+
+    /// The passage of `article` that `selector` names: the first with that heading, else the
+    /// first that [`Passage::matches`] it.
+    pub fn find(&self, article: &str, lang: Lang, selector: &str) -> Option<usize> {
+        let of_article = |e: &Entry| {
+            let a = &self.articles[e.article];
+            a.id == article && a.lang == lang
+        };
+        self.entries
+            .iter()
+            .position(|e| of_article(e) && e.passage.has_heading(selector))
+            .or_else(|| {
+                self.entries
+                    .iter()
+                    .position(|e| of_article(e) && e.passage.matches(selector))
+            })
+    }
+
+    /// Every passage in the query's language, best first.
+    pub fn rank(&self, q: &Query<'_>) -> Vec<PassageHit<'_>> {
+        let Some((ids, bm25)) = self.lexical.get(&q.lang) else {
+            return Vec::new();
+        };
+        let lexical = bm25.score(q.text);
+        let best_lexical = lexical.iter().map(|s| s.0).fold(0.0, f32::max) + 1e-9;
+        // Article parts: the best encoder and lexical match of any of the article's passages.
+        let mut article_part: HashMap<usize, f32> = HashMap::new();
+        let mut dense_titled = Vec::with_capacity(ids.len());
+        for &i in ids {
+            let a = self.entries[i].article;
+            let d = dot(&self.titled[i], q.embedding);
+            dense_titled.push(d);
+            let e = article_part.entry(a).or_insert(f32::NEG_INFINITY);
+            *e = e.max(W_ARTICLE_DENSE * d);
+        }
+        let mut article_lexical: HashMap<usize, f32> = HashMap::new();
+        for (j, &i) in ids.iter().enumerate() {
+            let e = article_lexical
+                .entry(self.entries[i].article)
+                .or_insert(0.0);
+            *e = e.max(lexical[j].0 / best_lexical);
+        }
+        let mut hits: Vec<PassageHit> = ids
+            .iter()
+            .enumerate()
+            .map(|(j, &i)| {
+                let e = &self.entries[i];
+                let article = &self.articles[e.article];
+                let intent_match = article.intents.iter().any(|x| x == q.intent);
+                let questions = self.questions[e.article]
+                    .iter()
+                    .map(|v| dot(v, q.embedding))
+                    .fold(0.0, f32::max);
+                let fused = article_part[&e.article]
+                    + W_ARTICLE_QUESTIONS * questions
+                    + W_ARTICLE_LEXICAL * article_lexical[&e.article]
+                    + W_INTENT * f32::from(u8::from(intent_match))
+                    + W_PASSAGE_TITLED * dense_titled[j]
+                    + W_PASSAGE_BARE * dot(&self.bare[i], q.embedding)
+                    + W_COVERAGE * lexical[j].1;
+                PassageHit {
+                    article,
+                    passage: &e.passage,
+                    entry: i,
+                    fused,
+                    dense: dense_titled[j],
+                    coverage: lexical[j].1,
+                    intent_match,
+                    margin: 0.0,
+                }
+            })
+            .collect();
+        hits.sort_by(|a, b| b.fused.total_cmp(&a.fused).then(a.entry.cmp(&b.entry)));
+        if hits.len() > 1 {
+            hits[0].margin = hits[0].fused - hits[1].fused;
+        }
+        hits
+    }
+}
