@@ -76,6 +76,12 @@ impl Application {
         if let Some(demo) = &settings.demo_dir {
             seed_demo(store.as_ref(), demo).await?;
         }
+        if let Some(file) = &settings.agents_file {
+            let n = crate::import::agents(store.as_ref(), file)
+                .await
+                .with_context(|| format!("loading agents from {}", file.display()))?;
+            tracing::info!(created = n, "agents file loaded");
+        }
         let classifier = match classifier {
             Some(c) => c,
             None => start_classifier(&settings).await?,

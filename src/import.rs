@@ -18,6 +18,8 @@ pub enum ImportError {
     },
     #[error("{path}: {detail}")]
     Invalid { path: PathBuf, detail: String },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 fn is_csv(path: &Path) -> bool {
@@ -205,4 +207,58 @@ mod tests {
         .unwrap();
         assert!(orders(&o).unwrap_err().to_string().contains("row 1"));
     }
+}
+
+/// An agent in an agents file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentRow {
+    id: String,
+    name: String,
+    #[serde(default)]
+    languages: Vec<String>,
+    #[serde(default)]
+    teams: Vec<String>,
+    capacity: u32,
+    /// SHA-256 (hex) of the agent's token: the file never holds a usable credential.
+    token_sha256: String,
+}
+
+/// Creates the agents of a JSON file that do not exist yet; returns how many were created.
+pub async fn agents(store: &dyn crate::store::Store, path: &Path) -> Result<usize, ImportError> {
+    let rows: Vec<AgentRow> = serde_json::from_slice(&read(path)?).map_err(|e| invalid(path, e))?;
+    let mut created = 0;
+    for r in rows {
+        let id = crate::domain::AgentId::parse(&r.id).map_err(|e| invalid(path, e))?;
+        let hash = r.token_sha256.to_ascii_lowercase();
+        if hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(invalid(
+                path,
+                format!("agent {id}: token_sha256 must be 64 hex digits"),
+            ));
+        }
+        if !(1..=50).contains(&r.capacity) {
+            return Err(invalid(path, format!("agent {id}: capacity must be 1-50")));
+        }
+        let mut languages: Vec<Lang> = r.languages.iter().filter_map(|l| Lang::parse(l)).collect();
+        if languages.is_empty() {
+            languages = vec![Lang::En, Lang::Zh];
+        }
+        let agent = crate::domain::Agent {
+            id,
+            name: crate::domain::text::clean_line(&r.name),
+            languages,
+            teams: r.teams,
+            capacity: r.capacity,
+            status: crate::domain::AgentStatus::Online,
+            created_at: chrono::Utc::now(),
+            last_seen_at: None,
+        };
+        match store.create_agent(&agent, &hash).await {
+            Ok(()) => created += 1,
+            Err(crate::store::StoreError::AlreadyExists(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(created)
 }

@@ -194,6 +194,10 @@ struct ServeArgs {
     /// config/routing.toml].
     #[arg(long, env = "SWITCHBOARD_ROUTING_POLICY")]
     routing_policy: Option<PathBuf>,
+    /// Agents to create at start when missing: a JSON array of {id, name, languages, teams,
+    /// capacity, token_sha256} (the SHA-256 hex of each agent's token; tokens are never stored).
+    #[arg(long, env = "SWITCHBOARD_AGENTS_FILE")]
+    agents_file: Option<PathBuf>,
     /// URL template of the shop's order API, containing {order_id}; unset uses imported orders.
     #[arg(long, env = "SWITCHBOARD_ORDERS_URL")]
     orders_url: Option<String>,
@@ -232,6 +236,7 @@ impl ServeArgs {
             admin_token: self.admin_token.map(Secret::new),
             identity_secret: self.identity_secret.map(Secret::new),
             routing_policy: self.routing_policy,
+            agents_file: self.agents_file,
             max_body_bytes: self.max_body_bytes,
             max_text_chars: self.max_text_chars,
             max_in_flight: self.max_in_flight,

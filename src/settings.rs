@@ -72,6 +72,9 @@ pub struct Settings {
     pub routing_policy: Option<PathBuf>,
     /// How often the sweeper returns unanswered or abandoned conversations to the queue.
     pub sweep_interval_secs: u64,
+    /// Agents created at start when missing (JSON array of `{id, name, languages, teams,
+    /// capacity, token_sha256}`).
+    pub agents_file: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -98,6 +101,7 @@ impl Default for Settings {
             orders: OrderSettings::default(),
             routing_policy: None,
             sweep_interval_secs: 15,
+            agents_file: None,
         }
     }
 }
@@ -130,6 +134,7 @@ pub struct FileSettings {
     pub orders: OrderSettings,
     pub routing_policy: Option<PathBuf>,
     pub sweep_interval_secs: Option<u64>,
+    pub agents_file: Option<PathBuf>,
 }
 
 /// Invalid settings.
@@ -194,6 +199,9 @@ impl Settings {
         }
         if f.admin_token.is_some() {
             self.admin_token = f.admin_token;
+        }
+        if f.agents_file.is_some() {
+            self.agents_file = f.agents_file;
         }
         if f.routing_policy.is_some() {
             self.routing_policy = f.routing_policy;

@@ -46,11 +46,8 @@ where
                 .headers
                 .get("x-agent-id")
                 .and_then(|v| v.to_str().ok())
-                .ok_or_else(|| {
-                    ApiError::Unprocessable(
-                        "the admin token needs an X-Agent-Id header here".into(),
-                    )
-                })?;
+                // The admin token is nobody in particular until it names an agent.
+                .ok_or(ApiError::Forbidden)?;
             let id = AgentId::parse(id).map_err(|_| ApiError::NotFound("agent"))?;
             app.store
                 .agent(&id)
@@ -88,8 +85,9 @@ pub struct NewAgentBody {
     pub languages: Vec<WireLang>,
     #[serde(default)]
     #[schema(max_items = 20)]
-    pub teams: Vec<String>,
+    pub teams: Vec<Team>,
     /// Conversations held at once (1-50).
+    #[serde(deserialize_with = "super::customers::int")]
     #[schema(minimum = 1, maximum = 50)]
     pub capacity: u32,
 }
@@ -131,7 +129,8 @@ pub struct AgentPatch {
     #[schema(max_items = 2)]
     pub languages: Option<Vec<WireLang>>,
     #[schema(max_items = 20)]
-    pub teams: Option<Vec<String>>,
+    pub teams: Option<Vec<Team>>,
+    #[serde(default, deserialize_with = "super::customers::opt_int")]
     #[schema(minimum = 1, maximum = 50)]
     pub capacity: Option<u32>,
     pub status: Option<WireStatus>,
@@ -156,9 +155,25 @@ impl From<WireStatus> for AgentStatus {
     }
 }
 
-fn teams(t: Vec<String>) -> Result<Vec<String>, ApiError> {
+/// A team name: 1-32 of `[a-z0-9_-]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Team(pub String);
+
+impl utoipa::PartialSchema for Team {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some(r"^[a-z0-9_-]{1,32}$"))
+            .into()
+    }
+}
+
+impl ToSchema for Team {}
+
+fn teams(t: Vec<Team>) -> Result<Vec<String>, ApiError> {
     t.into_iter()
-        .map(|t| {
+        .map(|Team(t)| {
             let ok = !t.is_empty()
                 && t.len() <= 32
                 && t.chars()

@@ -110,6 +110,28 @@ pub struct CustomerBody {
     pub tags: Vec<Tag>,
 }
 
+/// An integer as JSON Schema means it (`574` and `574.0` are the same integer), of any width.
+pub fn int<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    use serde::de::Error;
+    let i = integer(d)?;
+    T::try_from(i).map_err(|_| D::Error::custom(format!("{i} is out of range")))
+}
+
+/// [`int`] for optional fields.
+pub fn opt_int<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    #[derive(Deserialize)]
+    struct Wrap<T: TryFrom<i64>>(#[serde(deserialize_with = "int")] T);
+    Option::<Wrap<T>>::deserialize(d).map(|w| w.map(|Wrap(v)| v))
+}
+
 /// An integer as JSON Schema means it: `574` and `574.0` are the same integer.
 fn integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     use serde::de::Error;

@@ -407,6 +407,7 @@ pub fn conversation_out(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CsatBody {
+    #[serde(deserialize_with = "super::customers::int")]
     #[schema(minimum = 1, maximum = 5)]
     pub score: i32,
     #[schema(max_length = 1000)]

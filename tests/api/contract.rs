@@ -185,6 +185,16 @@ async fn schemathesis_finds_no_contract_violation() {
         st.display()
     );
     let app = spawn_app().await;
+    // The admin token acts as this agent on agent endpoints, so those are exercised too.
+    let r = app
+        .client
+        .post(format!("{}/api/v1/agents", app.base))
+        .bearer_auth(ADMIN)
+        .json(&json!({"id": "st", "name": "Schemathesis", "capacity": 50}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
     let report = tempfile::tempdir().unwrap();
     let base = app.base.clone();
     let out = tokio::process::Command::new(&st)
@@ -192,6 +202,7 @@ async fn schemathesis_finds_no_contract_violation() {
         .arg(format!("{base}/api/v1/openapi.json"))
         .args(["--checks", "all"])
         .args(["-H", &format!("Authorization: Bearer {ADMIN}")])
+        .args(["-H", "X-Agent-Id: st"])
         .args(["--max-examples", "30", "--seed", "7", "--workers", "2"])
         .args(["--generation-database", "none", "--no-color"])
         .args(["--request-timeout", "120", "--max-response-time", "120"])

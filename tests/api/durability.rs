@@ -130,3 +130,109 @@ async fn kill_9_loses_no_acknowledged_message_and_duplicates_none() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[tokio::test]
+async fn kill_9_during_claims_leaves_every_conversation_waiting_or_held() {
+    crate::helpers::prepare();
+    let data = tempfile::tempdir().unwrap();
+    let (mut child, base) = start(data.path());
+    let client = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for i in 0..24 {
+        let body = signed(
+            json!({"customer_id": format!("k-{i}"), "text": "I want to talk to a real person please"}),
+        );
+        let v: Value = client
+            .post(format!("{base}/api/v1/messages"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["state"], "waiting_for_human", "{v}");
+        ids.push(v["conversation_id"].as_str().unwrap().to_string());
+    }
+    let mut tokens = Vec::new();
+    for a in 0..6 {
+        let v: Value = client
+            .post(format!("{base}/api/v1/agents"))
+            .bearer_auth(ADMIN)
+            .json(&json!({"id": format!("k{a}"), "name": "K", "capacity": 3, "teams": ["general", "quality", "logistics", "refunds"]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        tokens.push(v["token"].as_str().unwrap().to_string());
+    }
+    // Claims race while the process is killed.
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let client = client.clone();
+        let url = format!("{base}/api/v1/agent/claims");
+        let token = tokens[i % tokens.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20 * i as u64)).await;
+            match client.post(url).bearer_auth(&token).send().await {
+                Ok(r) if r.status() == 200 => {
+                    let v: Value = r.json().await.unwrap_or_default();
+                    v["conversation"]["id"].as_str().map(str::to_string)
+                }
+                _ => None,
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut acknowledged = Vec::new();
+    for t in tasks {
+        if let Some(id) = t.await.unwrap() {
+            acknowledged.push(id);
+        }
+    }
+
+    let (mut child, base) = start(data.path());
+    let mut held: std::collections::HashMap<String, usize> = Default::default();
+    for id in &ids {
+        let c: Value = client
+            .get(format!("{base}/api/v1/conversations/{id}"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        match c["state"].as_str().unwrap() {
+            "waiting_for_human" => assert!(c.get("agent_id").is_none(), "{c}"),
+            "with_human" => {
+                *held
+                    .entry(c["agent_id"].as_str().unwrap().to_string())
+                    .or_default() += 1
+            }
+            other => panic!("conversation {id} is {other} after the crash"),
+        }
+    }
+    for id in &acknowledged {
+        let c: Value = client
+            .get(format!("{base}/api/v1/conversations/{id}"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            c["state"], "with_human",
+            "an acknowledged claim survives: {c}"
+        );
+    }
+    assert!(held.values().all(|n| *n <= 3), "{held:?}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

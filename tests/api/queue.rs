@@ -327,3 +327,38 @@ async fn queue_bad_input_gets_clear_errors() {
     assert_error(r, 409, "not_resolved").await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn agents_from_a_file_can_sign_in_with_their_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("agents.json");
+    let token = "file-agent-token-0123456789";
+    let hash = switchboard::http::agents::token_hash(token);
+    std::fs::write(
+        &file,
+        json!([{"id": "fa", "name": "File Agent", "languages": ["zh"], "teams": ["general"], "capacity": 2, "token_sha256": hash}]).to_string(),
+    )
+    .unwrap();
+    let app = crate::helpers::spawn_app_with(|s| s.agents_file = Some(file.clone())).await;
+    let r = app
+        .client
+        .get(format!("{}/api/v1/agent/queue", app.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let agents: Value = app
+        .client
+        .get(format!("{}/api/v1/agents", app.base))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(agents["items"][0]["id"], "fa");
+    assert_eq!(agents["items"][0]["languages"], json!(["zh"]));
+    app.stop().await;
+}
