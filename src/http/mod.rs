@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod messages;
 pub mod ops;
+pub mod web;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -98,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .merge(web::routes())
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), count_errors))
@@ -111,6 +113,7 @@ pub fn router(state: AppState) -> Router {
             },
         ))
         .layer(TraceLayer::new_for_http())
+        .layer(tower::util::option_layer(web::cors(&state.settings)))
         .with_state(state)
 }
 
