@@ -574,12 +574,16 @@
     applyConversation(c) {
       var self = this;
       var before = this.items.length;
-      (c.messages || []).forEach(function (m) { self.addItem(m); });
+      if (c.agent) this.agent = c.agent;
+      (c.messages || []).forEach(function (m) {
+        if (m.private) return;
+        if (m.author === "agent" && !m.agent && self.agent && self.agent.id === m.agent_id) m = Object.assign({}, m, { agent: self.agent });
+        self.addItem(m);
+      });
       // History is not the answer to a message in flight; only then may an answer claim it.
       if (!this.sending) this.items.slice(before).forEach(function (i) { i.claimed = true; });
       if (c.state) this.state = c.state;
       this.queue = c.queue || (c.state === "waiting_for_human" ? this.queue : null);
-      if (c.agent) this.agent = c.agent;
       if (c.csat) this.rated = true;
       this.renderChrome();
       this.persist();
@@ -621,14 +625,16 @@
     }
 
     onEvent(ev) {
-      if (typeof ev.seq === "number") {
+      // Ephemeral frames (the place in line) repeat the last stored sequence: they are not
+      // part of the history to resume from, so they neither advance nor fail the check.
+      if (typeof ev.seq === "number" && !ev.ephemeral) {
         if (ev.seq <= (this.lastSeq || 0)) return;
         this.lastSeq = ev.seq;
       }
       var d = ev.data || {};
       switch (ev.type) {
         case "message_added":
-          if (d.message) {
+          if (d.message && !d.message.private) {
             if (d.message.author !== "shopper") this.setTyping(false);
             this.addItem(d.message);
           }
