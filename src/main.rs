@@ -210,6 +210,14 @@ struct ServeArgs {
     /// Retries of a failed order API call [default: 2].
     #[arg(long, env = "SWITCHBOARD_ORDERS_RETRIES")]
     orders_retries: Option<u32>,
+    /// A shop origin (`https://shop.example`) whose pages may embed the chat widget and call
+    /// the API; repeatable, or comma-separated in the environment.
+    #[arg(
+        long = "cors-origin",
+        env = "SWITCHBOARD_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    cors_origins: Vec<String>,
     #[command(flatten)]
     data: DataOptions,
 }
@@ -251,6 +259,7 @@ impl ServeArgs {
                 timeout_ms: self.orders_timeout_ms,
                 retries: self.orders_retries,
             },
+            cors_origins: (!self.cors_origins.is_empty()).then_some(self.cors_origins),
             ..FileSettings::default()
         };
         let s = s.merge_file(flags);

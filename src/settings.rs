@@ -75,6 +75,9 @@ pub struct Settings {
     /// Agents created at start when missing (JSON array of `{id, name, languages, teams,
     /// capacity, token_sha256}`).
     pub agents_file: Option<PathBuf>,
+    /// Shop origins (`https://shop.example`) whose pages may call the API from the chat
+    /// widget; empty allows only same-origin pages such as the demo shop at `/`.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for Settings {
@@ -102,6 +105,7 @@ impl Default for Settings {
             routing_policy: None,
             sweep_interval_secs: 15,
             agents_file: None,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -135,6 +139,7 @@ pub struct FileSettings {
     pub routing_policy: Option<PathBuf>,
     pub sweep_interval_secs: Option<u64>,
     pub agents_file: Option<PathBuf>,
+    pub cors_origins: Option<Vec<String>>,
 }
 
 /// Invalid settings.
@@ -231,6 +236,9 @@ impl Settings {
         if o.retries.is_some() {
             self.orders.retries = o.retries;
         }
+        if let Some(origins) = f.cors_origins {
+            self.cors_origins = origins;
+        }
         self
     }
 
@@ -248,6 +256,11 @@ impl Settings {
         }
         if self.policy.max_misses == 0 {
             return bad("max_misses must be at least 1");
+        }
+        if let Some(o) = self.cors_origins.iter().find(|o| !valid_origin(o)) {
+            return Err(SettingsError::Invalid(format!(
+                "cors origin {o:?} must be scheme://host[:port] without a path"
+            )));
         }
         if let Some(t) = &self.admin_token
             && t.expose().len() < 16
@@ -269,9 +282,43 @@ impl Settings {
     }
 }
 
+/// An origin as browsers send it: `http(s)://host[:port]`, no path, no trailing slash.
+fn valid_origin(o: &str) -> bool {
+    let rest = o
+        .strip_prefix("https://")
+        .or_else(|| o.strip_prefix("http://"));
+    rest.is_some_and(|r| {
+        !r.is_empty()
+            && r.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cors_origins_come_from_the_file_and_are_checked() {
+        let f: FileSettings =
+            toml::from_str("cors_origins = [\"https://shop.example\", \"http://localhost:3000\"]")
+                .unwrap();
+        let s = Settings::default().merge_file(f);
+        assert_eq!(s.cors_origins.len(), 2);
+        assert!(s.validate().is_ok());
+        for bad in [
+            "https://shop.example/",
+            "shop.example",
+            "https://",
+            "ftp://x",
+        ] {
+            let s = Settings {
+                cors_origins: vec![bad.into()],
+                ..Settings::default()
+            };
+            assert!(s.validate().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn file_overrides_defaults_and_secrets_stay_hidden() {

@@ -11,6 +11,7 @@ pub mod extract;
 pub mod live;
 pub mod messages;
 pub mod ops;
+pub mod web;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -140,6 +141,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .merge(web::routes())
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), count_errors))
@@ -153,6 +155,7 @@ pub fn router(state: AppState) -> Router {
             },
         ))
         .layer(TraceLayer::new_for_http())
+        .layer(tower::util::option_layer(web::cors(&state.settings)))
         .with_state(state)
 }
 

@@ -115,7 +115,10 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         switchboard::telemetry::init_logging();
     }
-    let data_dir = tempfile::tempdir().unwrap();
+    start_in(tempfile::tempdir().unwrap(), configure).await
+}
+
+async fn start_in(data_dir: tempfile::TempDir, configure: impl FnOnce(&mut Settings)) -> TestApp {
     let mut s = settings(data_dir.path());
     configure(&mut s);
     let app = Application::build(s, Some(classifier()))
@@ -186,6 +189,21 @@ impl TestApp {
         req.send().await.unwrap()
     }
 
+    /// Stops the server but keeps its address and data directory, so that
+    /// [`StoppedApp::start_again`] restarts it as a process restart would.
+    pub async fn shut_down(mut self) -> StoppedApp {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.unwrap().unwrap();
+        }
+        StoppedApp {
+            addr: self.base.trim_start_matches("http://").parse().unwrap(),
+            data_dir: self._data_dir,
+        }
+    }
+
     /// Stops the server, letting in-flight requests finish.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -194,6 +212,20 @@ impl TestApp {
         if let Some(h) = self.handle.take() {
             h.await.unwrap().unwrap();
         }
+    }
+}
+
+/// A stopped test server whose data directory is kept.
+pub struct StoppedApp {
+    addr: std::net::SocketAddr,
+    data_dir: tempfile::TempDir,
+}
+
+impl StoppedApp {
+    /// Starts a new server on the same address and data directory.
+    pub async fn start_again(self) -> TestApp {
+        let addr = self.addr;
+        start_in(self.data_dir, |s| s.listen = addr).await
     }
 }
 

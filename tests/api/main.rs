@@ -2,6 +2,7 @@
 //! directory; the real classifier (loaded once per binary, read-only) is shared.
 
 mod bad_input;
+mod browser;
 mod classifier;
 mod contract;
 mod conversations;
