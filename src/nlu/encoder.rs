@@ -200,6 +200,21 @@ impl Encoder {
             .tokenizer
             .encode_batch(inputs, true)
             .map_err(|e| NluError::Tokenize(e.to_string()))?;
+        let model = match &self.model {
+            Model::Q8(m) => {
+                // Padding is on the right; the int8 encoder takes each message at its own
+                // length.
+                let seqs: Vec<&[u32]> = encodings
+                    .iter()
+                    .map(|e| {
+                        let real = e.get_attention_mask().iter().filter(|&&a| a == 1).count();
+                        &e.get_ids()[..real]
+                    })
+                    .collect();
+                return Ok(m.embed(&seqs));
+            }
+            Model::F32(m) => m,
+        };
         let len = encodings.first().map_or(0, |e| e.get_ids().len());
         let n = encodings.len();
         let mut ids = Vec::with_capacity(n * len);
@@ -211,10 +226,7 @@ impl Encoder {
         self.device.with_context(|| {
             let ids = Tensor::from_vec(ids, (n, len), &self.device)?;
             let mask = Tensor::from_vec(mask, (n, len), &self.device)?;
-            let hidden = match &self.model {
-                Model::F32(m) => m.forward(&ids, &ids.zeros_like()?, Some(&mask))?,
-                Model::Q8(m) => m.forward(&ids, &mask)?,
-            };
+            let hidden = model.forward(&ids, &ids.zeros_like()?, Some(&mask))?;
             let maskf = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
             let summed = hidden.broadcast_mul(&maskf)?.sum(1)?;
             let counts = maskf.sum(1)?.clamp(1.0, f64::MAX)?;

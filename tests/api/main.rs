@@ -5,6 +5,7 @@ mod bad_input;
 mod classifier;
 mod conversations;
 mod durability;
+mod encoder;
 mod helpers;
 mod order_api;
 mod store_suite;
