@@ -169,18 +169,18 @@ pub fn quantize_rows(x: &[f32], m: usize, k: usize, out: &mut QuantRows) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `level` checked that the CPU has the features the wrapper enables.
         Level::Avx512Vnni => unsafe { quantize_avx512(x, k, out) },
-        _ => quantize_impl(x, k, out),
+        _ => quantize_scalar(x, k, out),
     }
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma")]
 fn quantize_avx512(x: &[f32], k: usize, out: &mut QuantRows) {
-    quantize_impl(x, k, out);
+    // SAFETY: the features are enabled on this function; `quantize_rows` sized `out`.
+    unsafe { avx512::quantize(x, k, out) }
 }
 
-#[inline(always)]
-fn quantize_impl(x: &[f32], k: usize, out: &mut QuantRows) {
+fn quantize_scalar(x: &[f32], k: usize, out: &mut QuantRows) {
     let blocks = out.k_pad / KB;
     for (r, row) in x.chunks_exact(k).enumerate() {
         let dst = &mut out.data[r * out.k_pad..r * out.k_pad + k];
@@ -357,6 +357,273 @@ mod avx512 {
             }
         }
     }
+    /// Lanes of a 16-wide vector that hold elements `off..len`.
+    #[inline]
+    fn mask_for(len: usize, off: usize) -> __mmask16 {
+        let n = (len - off).min(16);
+        if n == 16 { 0xFFFF } else { (1u16 << n) - 1 }
+    }
+
+    /// Per row and block: max |x|, scale, `round(x / scale) + 128` as bytes. The same
+    /// arithmetic as the scalar path (nearest-even rounding), so the bytes are identical.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma")]
+    pub(super) unsafe fn quantize(x: &[f32], k: usize, out: &mut QuantRows) {
+        let blocks = out.k_pad / KB;
+        let off128 = _mm512_set1_epi32(128);
+        for (r, row) in x.chunks_exact(k).enumerate() {
+            for b in 0..blocks {
+                let lo = b * KB;
+                let len = KB.min(k - lo);
+                let mut vs = [_mm512_setzero_ps(); KB / 16];
+                let mut amax = _mm512_setzero_ps();
+                for (v, slot) in vs.iter_mut().enumerate() {
+                    let off = v * 16;
+                    if off >= len {
+                        break;
+                    }
+                    // SAFETY: the mask keeps the load inside `row[lo..lo + len]`.
+                    *slot = unsafe {
+                        _mm512_maskz_loadu_ps(mask_for(len, off), row.as_ptr().add(lo + off))
+                    };
+                    amax = _mm512_max_ps(amax, _mm512_abs_ps(*slot));
+                }
+                let scale = _mm512_reduce_max_ps(amax) / 127.0;
+                let inv = _mm512_set1_ps(if scale > 0.0 { 1.0 / scale } else { 0.0 });
+                for (v, slot) in vs.iter().enumerate() {
+                    let off = v * 16;
+                    if off >= len {
+                        break;
+                    }
+                    let q = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(*slot, inv)), off128);
+                    // SAFETY: the mask keeps the store inside this row's `k_pad` bytes.
+                    unsafe {
+                        _mm512_mask_cvtepi32_storeu_epi8(
+                            out.data.as_mut_ptr().add(r * out.k_pad + lo + off).cast(),
+                            mask_for(len, off),
+                            q,
+                        )
+                    };
+                }
+                out.scales[r * blocks + b] = scale;
+            }
+        }
+    }
+
+    /// 16 lanes of `e^x`: the scalar [`super::exp`]'s reduction and polynomial, with fused
+    /// multiply-adds.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma")]
+    fn exp16(x: __m512) -> __m512 {
+        let x = _mm512_min_ps(
+            _mm512_max_ps(x, _mm512_set1_ps(-87.0)),
+            _mm512_set1_ps(88.0),
+        );
+        let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+            _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
+        );
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), x);
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.121_944_4e-4), r);
+        let mut p = _mm512_set1_ps(1.0 / 720.0);
+        for c in [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+            p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+        }
+        _mm512_scalef_ps(p, n)
+    }
+
+    /// 16 lanes of the scalar [`super::erf`].
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma")]
+    fn erf16(x: __m512) -> __m512 {
+        let a = _mm512_abs_ps(x);
+        let one = _mm512_set1_ps(1.0);
+        let t = _mm512_div_ps(one, _mm512_fmadd_ps(_mm512_set1_ps(0.327_591_1), a, one));
+        let mut p = _mm512_set1_ps(1.061_405_4);
+        for c in [-1.453_152_1, 1.421_413_7, -0.284_496_74, 0.254_829_6] {
+            p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(c));
+        }
+        p = _mm512_mul_ps(p, t);
+        let e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(a, a)));
+        let y = _mm512_fnmadd_ps(p, e, one);
+        let negative = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, _mm512_setzero_ps());
+        _mm512_mask_sub_ps(y, negative, _mm512_setzero_ps(), y)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma")]
+    pub(super) unsafe fn gelu(x: &mut [f32]) {
+        let len = x.len();
+        let half = _mm512_set1_ps(0.5);
+        let one = _mm512_set1_ps(1.0);
+        let s = _mm512_set1_ps(std::f32::consts::FRAC_1_SQRT_2);
+        for off in (0..len).step_by(16) {
+            let m = mask_for(len, off);
+            // SAFETY: masked to `x[off..len]`.
+            unsafe {
+                let p = x.as_mut_ptr().add(off);
+                let v = _mm512_maskz_loadu_ps(m, p);
+                let g = _mm512_mul_ps(
+                    _mm512_mul_ps(half, v),
+                    _mm512_add_ps(one, erf16(_mm512_mul_ps(v, s))),
+                );
+                _mm512_mask_storeu_ps(p, m, g);
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma")]
+    pub(super) unsafe fn add_layer_norm(
+        x: &mut [f32],
+        y: Option<&[f32]>,
+        gamma: &[f32],
+        beta: &[f32],
+        eps: f32,
+    ) {
+        let h = gamma.len();
+        for (r, row) in x.chunks_exact_mut(h).enumerate() {
+            let p = row.as_mut_ptr();
+            // SAFETY (block): every access is masked to `0..h` of this row, of `y`'s row r,
+            // or of gamma/beta (h long).
+            unsafe {
+                let mut acc = _mm512_setzero_ps();
+                for off in (0..h).step_by(16) {
+                    let m = mask_for(h, off);
+                    let mut v = _mm512_maskz_loadu_ps(m, p.add(off));
+                    if let Some(y) = y {
+                        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, y.as_ptr().add(r * h + off)));
+                        _mm512_mask_storeu_ps(p.add(off), m, v);
+                    }
+                    acc = _mm512_add_ps(acc, v);
+                }
+                let mean = _mm512_set1_ps(_mm512_reduce_add_ps(acc) / h as f32);
+                let mut acc = _mm512_setzero_ps();
+                for off in (0..h).step_by(16) {
+                    let m = mask_for(h, off);
+                    let d = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, p.add(off)), mean);
+                    acc = _mm512_fmadd_ps(d, d, acc);
+                }
+                let var = _mm512_reduce_add_ps(acc) / h as f32;
+                let inv = _mm512_set1_ps(1.0 / (var + eps).sqrt());
+                for off in (0..h).step_by(16) {
+                    let m = mask_for(h, off);
+                    let d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, p.add(off)), mean);
+                    let g = _mm512_maskz_loadu_ps(m, gamma.as_ptr().add(off));
+                    let b = _mm512_maskz_loadu_ps(m, beta.as_ptr().add(off));
+                    _mm512_mask_storeu_ps(
+                        p.add(off),
+                        m,
+                        _mm512_fmadd_ps(_mm512_mul_ps(d, inv), g, b),
+                    );
+                }
+            }
+        }
+    }
+
+    /// The scalar path's algorithm (transposed keys, scores as vector updates over keys,
+    /// context as vector updates over the head's dimensions) in 16-lane vectors.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma")]
+    pub(super) unsafe fn attention(
+        qkv: &[f32],
+        t: usize,
+        heads: usize,
+        head_dim: usize,
+        ctx: &mut [f32],
+        scratch: &mut Vec<f32>,
+    ) {
+        let h = heads * head_dim;
+        let width = 3 * h;
+        let scale = 1.0 / (head_dim as f32).sqrt();
+        // Keys transposed, then one row of scores, each padded to whole vectors.
+        let tp = t.div_ceil(16) * 16;
+        scratch.clear();
+        scratch.resize(head_dim * tp + tp, 0.0);
+        let (kt, scores) = scratch.split_at_mut(head_dim * tp);
+        for head in 0..heads {
+            let qo = head * head_dim;
+            let ko = h + qo;
+            let vo = 2 * h + qo;
+            for j in 0..t {
+                for d in 0..head_dim {
+                    kt[d * tp + j] = qkv[j * width + ko + d];
+                }
+            }
+            for i in 0..t {
+                let q = &qkv[i * width + qo..i * width + qo + head_dim];
+                // SAFETY (block): `kt` rows and `scores` are `tp` long, a multiple of 16;
+                // loads of value rows and stores to `ctx` are masked to `head_dim`.
+                unsafe {
+                    let mut vmax = _mm512_set1_ps(f32::NEG_INFINITY);
+                    for off in (0..tp).step_by(16) {
+                        let mut acc = _mm512_setzero_ps();
+                        for (d, &qd) in q.iter().enumerate() {
+                            let k = _mm512_loadu_ps(kt.as_ptr().add(d * tp + off));
+                            acc = _mm512_fmadd_ps(_mm512_set1_ps(qd * scale), k, acc);
+                        }
+                        _mm512_storeu_ps(scores.as_mut_ptr().add(off), acc);
+                        vmax = _mm512_mask_max_ps(vmax, mask_for(t, off), vmax, acc);
+                    }
+                    let max = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
+                    let mut vsum = _mm512_setzero_ps();
+                    for off in (0..tp).step_by(16) {
+                        let m = mask_for(t, off);
+                        let s = _mm512_loadu_ps(scores.as_ptr().add(off));
+                        let e = _mm512_maskz_mov_ps(m, exp16(_mm512_sub_ps(s, max)));
+                        _mm512_storeu_ps(scores.as_mut_ptr().add(off), e);
+                        vsum = _mm512_add_ps(vsum, e);
+                    }
+                    let inv = 1.0 / _mm512_reduce_add_ps(vsum);
+                    let c = ctx.as_mut_ptr().add(i * h + qo);
+                    for off in (0..head_dim).step_by(16) {
+                        let m = mask_for(head_dim, off);
+                        let mut acc = _mm512_setzero_ps();
+                        for (j, &p) in scores[..t].iter().enumerate() {
+                            let v =
+                                _mm512_maskz_loadu_ps(m, qkv.as_ptr().add(j * width + vo + off));
+                            acc = _mm512_fmadd_ps(_mm512_set1_ps(p * inv), v, acc);
+                        }
+                        _mm512_mask_storeu_ps(c.add(off), m, acc);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `out[r] = rows[r] · query` for each row of `rows` (`query.len()` wide).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma")]
+    pub(super) unsafe fn dot_rows(rows: &[f32], query: &[f32], out: &mut [f32]) {
+        let dim = query.len();
+        for (row, o) in rows.chunks_exact(dim).zip(out.iter_mut()) {
+            let mut acc = _mm512_setzero_ps();
+            for off in (0..dim).step_by(16) {
+                let m = mask_for(dim, off);
+                // SAFETY: masked to `0..dim` of both.
+                unsafe {
+                    let a = _mm512_maskz_loadu_ps(m, row.as_ptr().add(off));
+                    let b = _mm512_maskz_loadu_ps(m, query.as_ptr().add(off));
+                    acc = _mm512_fmadd_ps(a, b, acc);
+                }
+            }
+            *o = _mm512_reduce_add_ps(acc);
+        }
+    }
+}
+
+/// `out[r] = rows[r] · query` for each row of `rows` (row-major, `query.len()` wide): the
+/// out-of-scope rule's nearest-neighbour scores as one matrix-vector product.
+pub fn dot_rows(rows: &[f32], query: &[f32], out: &mut [f32]) {
+    assert_eq!(rows.len(), query.len() * out.len(), "rows is not out × dim");
+    if query.is_empty() {
+        out.fill(0.0);
+        return;
+    }
+    match level() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `level` checked the CPU features; shapes checked above.
+        Level::Avx512Vnni => unsafe { avx512::dot_rows(rows, query, out) },
+        _ => {
+            for (row, o) in rows.chunks_exact(query.len()).zip(out.iter_mut()) {
+                *o = row.iter().zip(query).map(|(a, b)| a * b).sum();
+            }
+        }
+    }
 }
 
 /// Applies GELU (the exact, erf-based one BERT uses) in place.
@@ -365,18 +632,18 @@ pub fn gelu(x: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `level` checked the CPU features.
         Level::Avx512Vnni => unsafe { gelu_avx512(x) },
-        _ => gelu_impl(x),
+        _ => gelu_scalar(x),
     }
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma")]
 fn gelu_avx512(x: &mut [f32]) {
-    gelu_impl(x);
+    // SAFETY: the features are enabled on this function.
+    unsafe { avx512::gelu(x) }
 }
 
-#[inline(always)]
-fn gelu_impl(x: &mut [f32]) {
+fn gelu_scalar(x: &mut [f32]) {
     for v in x {
         *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
     }
@@ -422,18 +689,18 @@ pub fn add_layer_norm(x: &mut [f32], y: Option<&[f32]>, gamma: &[f32], beta: &[f
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `level` checked the CPU features.
         Level::Avx512Vnni => unsafe { add_layer_norm_avx512(x, y, gamma, beta, eps) },
-        _ => add_layer_norm_impl(x, y, gamma, beta, eps),
+        _ => add_layer_norm_scalar(x, y, gamma, beta, eps),
     }
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma")]
 fn add_layer_norm_avx512(x: &mut [f32], y: Option<&[f32]>, gamma: &[f32], beta: &[f32], eps: f32) {
-    add_layer_norm_impl(x, y, gamma, beta, eps);
+    // SAFETY: the features are enabled on this function.
+    unsafe { avx512::add_layer_norm(x, y, gamma, beta, eps) }
 }
 
-#[inline(always)]
-fn add_layer_norm_impl(x: &mut [f32], y: Option<&[f32]>, gamma: &[f32], beta: &[f32], eps: f32) {
+fn add_layer_norm_scalar(x: &mut [f32], y: Option<&[f32]>, gamma: &[f32], beta: &[f32], eps: f32) {
     let h = gamma.len();
     for (r, row) in x.chunks_exact_mut(h).enumerate() {
         if let Some(y) = y {
@@ -489,12 +756,12 @@ pub fn attention(
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `level` checked the CPU features.
         Level::Avx512Vnni => unsafe { attention_avx512(qkv, t, heads, head_dim, ctx, scratch) },
-        _ => attention_impl(qkv, t, heads, head_dim, ctx, scratch),
+        _ => attention_scalar(qkv, t, heads, head_dim, ctx, scratch),
     }
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,fma")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma")]
 fn attention_avx512(
     qkv: &[f32],
     t: usize,
@@ -503,14 +770,14 @@ fn attention_avx512(
     ctx: &mut [f32],
     scratch: &mut Vec<f32>,
 ) {
-    attention_impl(qkv, t, heads, head_dim, ctx, scratch);
+    // SAFETY: the features are enabled on this function.
+    unsafe { avx512::attention(qkv, t, heads, head_dim, ctx, scratch) }
 }
 
 /// Keys are transposed per head (`head_dim × t`) so that a query's scores are `head_dim`
 /// vector updates over the `t` keys, and its context `t` updates over `head_dim`: no
 /// horizontal sums, all of it vectorises.
-#[inline(always)]
-fn attention_impl(
+fn attention_scalar(
     qkv: &[f32],
     t: usize,
     heads: usize,
@@ -639,7 +906,7 @@ mod tests {
             let bias = pseudo_random(n, 6);
             let packed = PackedMatrix::pack(&w, &bias, n, k);
             let mut q = QuantRows::default();
-            quantize_impl_checked(&x, m, k, &mut q);
+            quantize_scalar_checked(&x, m, k, &mut q);
             let mut fast = vec![0f32; m * packed.n_pad];
             gemm_padded(&q, &packed, &mut fast);
             let mut slow = vec![0f32; m * packed.n_pad];
@@ -649,7 +916,7 @@ mod tests {
     }
 
     /// Quantises through both paths and checks they agree byte for byte.
-    fn quantize_impl_checked(x: &[f32], m: usize, k: usize, q: &mut QuantRows) {
+    fn quantize_scalar_checked(x: &[f32], m: usize, k: usize, q: &mut QuantRows) {
         quantize_rows(x, m, k, q);
         let mut plain = QuantRows {
             m,
@@ -657,7 +924,7 @@ mod tests {
             data: vec![128; m * q.k_pad],
             scales: vec![0.0; q.scales.len()],
         };
-        quantize_impl(x, k, &mut plain);
+        quantize_scalar(x, k, &mut plain);
         assert_eq!(plain.data, q.data);
         assert_eq!(plain.scales, q.scales);
     }
@@ -704,7 +971,7 @@ mod tests {
         let mut a = x.clone();
         gelu(&mut a);
         let mut b = x.clone();
-        gelu_impl(&mut b);
+        gelu_scalar(&mut b);
         for (a, b) in a.iter().zip(&b) {
             assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0));
         }
@@ -713,9 +980,36 @@ mod tests {
         let mut a = x.clone();
         add_layer_norm(&mut a, Some(&y), &g, &be, 1e-12);
         let mut b = x.clone();
-        add_layer_norm_impl(&mut b, Some(&y), &g, &be, 1e-12);
+        add_layer_norm_scalar(&mut b, Some(&y), &g, &be, 1e-12);
         for (a, b) in a.iter().zip(&b) {
             assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0));
+        }
+    }
+
+    #[test]
+    fn fast_attention_and_dot_products_match_plain_ones() {
+        // Lengths with vector tails: 17 keys, 20-wide heads.
+        for (t, heads, hd) in [(17, 3, 20), (16, 12, 32), (1, 2, 32), (40, 2, 16)] {
+            let h = heads * hd;
+            let qkv: Vec<f32> = pseudo_random(t * 3 * h, 13)
+                .iter()
+                .map(|v| v * 3.0)
+                .collect();
+            let mut fast = vec![0f32; t * h];
+            attention(&qkv, t, heads, hd, &mut fast, &mut Vec::new());
+            let mut plain = vec![0f32; t * h];
+            attention_scalar(&qkv, t, heads, hd, &mut plain, &mut Vec::new());
+            for (a, b) in fast.iter().zip(&plain) {
+                assert!((a - b).abs() < 1e-5, "t={t} hd={hd}: {a} vs {b}");
+            }
+        }
+        let rows = pseudo_random(37 * 21, 14);
+        let query = pseudo_random(21, 15);
+        let mut out = vec![0f32; 37];
+        dot_rows(&rows, &query, &mut out);
+        for (row, o) in rows.chunks(21).zip(&out) {
+            let want: f32 = row.iter().zip(&query).map(|(a, b)| a * b).sum();
+            assert!((o - want).abs() < 1e-5);
         }
     }
 

@@ -178,9 +178,11 @@ pub fn neighbour_similarity(rows: &[f32], query: &[f32], k: usize) -> f32 {
         return 0.0;
     }
     let k = k.max(1);
+    // One matrix-vector product over all stored examples, then the k best.
+    let mut scores = vec![0f32; rows.len() / dim];
+    super::kernels::dot_rows(&rows[..scores.len() * dim], query, &mut scores);
     let mut top: Vec<f32> = Vec::with_capacity(k + 1);
-    for row in rows.chunks_exact(dim) {
-        let s: f32 = row.iter().zip(query).map(|(a, b)| a * b).sum();
+    for s in scores {
         if top.len() < k || s > top[top.len() - 1] {
             let pos = top.partition_point(|&x| x >= s);
             top.insert(pos, s);
