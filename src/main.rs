@@ -87,6 +87,8 @@ enum Command {
         #[command(flatten)]
         training: TrainingOptions,
     },
+    /// Drive a running server with simulated shoppers; print throughput and latency.
+    Loadtest(commands::loadtest::LoadtestArgs),
     /// Manage pretrained encoders.
     Models {
         #[command(subcommand)]
@@ -363,6 +365,7 @@ fn main() -> anyhow::Result<()> {
                 },
             )?;
         }
+        Command::Loadtest(args) => commands::loadtest::main(args)?,
         Command::Models {
             action: ModelsAction::Fetch { names },
         } => commands::models::fetch(&cli.models.models_dir, &names)?,

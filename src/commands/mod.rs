@@ -3,6 +3,7 @@
 
 pub mod classify;
 pub mod eval;
+pub mod loadtest;
 pub mod models;
 pub mod train;
 

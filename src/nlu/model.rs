@@ -221,9 +221,18 @@ impl IntentModel {
     /// Classifies a batch of messages in one forward pass.
     pub fn classify_batch(&self, texts: &[&str]) -> Result<Vec<Classification>, NluError> {
         let embeddings = self.encoder.embed(texts, &|_| {})?;
+        if texts.len() < 2 {
+            return Ok(texts
+                .iter()
+                .zip(&embeddings)
+                .map(|(t, e)| self.artifact.classify(e, t))
+                .collect());
+        }
+        // The head's share (TF-IDF, logits, neighbour scores) of a batch on every thread too.
+        use rayon::prelude::*;
         Ok(texts
-            .iter()
-            .zip(&embeddings)
+            .par_iter()
+            .zip(embeddings.par_iter())
             .map(|(t, e)| self.artifact.classify(e, t))
             .collect())
     }
