@@ -8,49 +8,184 @@
 //! so a batch costs what its tokens cost. A batch is split across threads by messages; each
 //! thread runs whole forward passes with no synchronisation between operations.
 
-use candle_core::Result;
-use candle_nn::VarBuilder;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
 use candle_transformers::models::bert::Config;
-use half::f16;
+use half::{bf16, f16};
 use rayon::prelude::*;
 
+use super::NluError;
 use super::kernels::{self, PackedMatrix, QuantRows};
+
+type Result<T> = std::result::Result<T, NluError>;
+
+/// One tensor's entry in a safetensors header.
+#[derive(serde::Deserialize)]
+struct TensorInfo {
+    dtype: String,
+    shape: Vec<usize>,
+    data_offsets: [u64; 2],
+}
+
+/// A safetensors file read tensor by tensor, converting to f32 as it goes: the whole file is
+/// never in memory at once, so loading touches little more memory than the packed model
+/// (start-up time here is mostly the kernel zeroing fresh pages).
+struct Weights {
+    path: PathBuf,
+    file: File,
+    data_start: u64,
+    tensors: HashMap<String, TensorInfo>,
+    prefix: &'static str,
+}
+
+impl Weights {
+    fn open(path: &Path) -> Result<Self> {
+        let err = |detail: String| NluError::ModelFiles {
+            dir: path.to_path_buf(),
+            detail,
+        };
+        let mut file = File::open(path).map_err(|e| err(e.to_string()))?;
+        let mut len = [0u8; 8];
+        file.read_exact(&mut len).map_err(|e| err(e.to_string()))?;
+        let len = u64::from_le_bytes(len);
+        if len > 100 << 20 {
+            return Err(err(format!("safetensors header of {len} bytes")));
+        }
+        let mut header = vec![0u8; len as usize];
+        file.read_exact(&mut header)
+            .map_err(|e| err(e.to_string()))?;
+        let raw: HashMap<String, serde_json::Value> =
+            serde_json::from_slice(&header).map_err(|e| err(format!("header: {e}")))?;
+        let mut tensors = HashMap::new();
+        for (name, v) in raw {
+            if name != "__metadata__" {
+                let info = serde_json::from_value(v).map_err(|e| err(format!("{name}: {e}")))?;
+                tensors.insert(name, info);
+            }
+        }
+        let prefix = if tensors.contains_key("bert.embeddings.word_embeddings.weight") {
+            "bert."
+        } else {
+            ""
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            data_start: 8 + len,
+            tensors,
+            prefix,
+        })
+    }
+
+    fn error(&self, detail: String) -> NluError {
+        NluError::ModelFiles {
+            dir: self.path.clone(),
+            detail,
+        }
+    }
+
+    /// Calls `each` with consecutive pieces of the tensor `name` (of the given shape) as f32,
+    /// each a whole number of rows and at most about 16 MB.
+    fn stream(&mut self, name: &str, shape: &[usize], mut each: impl FnMut(&[f32])) -> Result<()> {
+        let full = format!("{}{name}", self.prefix);
+        let info = self
+            .tensors
+            .get(&full)
+            .ok_or_else(|| self.error(format!("missing tensor {full}")))?;
+        if info.shape != shape {
+            return Err(self.error(format!(
+                "{full}: shape {:?}, expected {shape:?}",
+                info.shape
+            )));
+        }
+        let width: usize = match info.dtype.as_str() {
+            "F32" => 4,
+            "F16" | "BF16" => 2,
+            other => return Err(self.error(format!("{full}: dtype {other} unsupported"))),
+        };
+        let dtype = info.dtype.clone();
+        let count: usize = shape.iter().product();
+        let [start, end] = info.data_offsets;
+        if end - start != (count * width) as u64 {
+            return Err(self.error(format!("{full}: data size does not match its shape")));
+        }
+        let row = shape.last().copied().unwrap_or(1).max(1);
+        let rows_per_piece = ((16 << 20) / (row * width)).max(1);
+        self.file
+            .seek(SeekFrom::Start(self.data_start + start))
+            .map_err(|e| self.error(e.to_string()))?;
+        let mut bytes = Vec::new();
+        let mut floats = Vec::new();
+        let mut left = count;
+        while left > 0 {
+            let n = (rows_per_piece * row).min(left);
+            bytes.resize(n * width, 0);
+            self.file
+                .read_exact(&mut bytes)
+                .map_err(|e| self.error(format!("{full}: {e}")))?;
+            floats.clear();
+            match dtype.as_str() {
+                "F32" => floats.extend(
+                    bytes
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                ),
+                "F16" => floats.extend(
+                    bytes
+                        .chunks_exact(2)
+                        .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()),
+                ),
+                _ => floats.extend(
+                    bytes
+                        .chunks_exact(2)
+                        .map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32()),
+                ),
+            }
+            each(&floats);
+            left -= n;
+        }
+        Ok(())
+    }
+
+    fn read(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(shape.iter().product());
+        self.stream(name, shape, |piece| out.extend_from_slice(piece))?;
+        Ok(out)
+    }
+
+    fn norm(&mut self, name: &str, dim: usize, eps: f64) -> Result<Norm> {
+        Ok(Norm {
+            weight: self.read(&format!("{name}.weight"), &[dim])?,
+            bias: self.read(&format!("{name}.bias"), &[dim])?,
+            eps: eps as f32,
+        })
+    }
+
+    /// Several linear layers over the same input packed as one matrix (outputs
+    /// concatenated), so one product serves them all (used for Q, K and V).
+    fn linear(&mut self, names: &[&str], in_dim: usize, out_dim: usize) -> Result<PackedMatrix> {
+        let mut weight = Vec::with_capacity(names.len() * out_dim * in_dim);
+        let mut bias = Vec::with_capacity(names.len() * out_dim);
+        for name in names {
+            weight.extend(self.read(&format!("{name}.weight"), &[out_dim, in_dim])?);
+            bias.extend(self.read(&format!("{name}.bias"), &[out_dim])?);
+        }
+        Ok(PackedMatrix::pack(
+            &weight,
+            &bias,
+            names.len() * out_dim,
+            in_dim,
+        ))
+    }
+}
 
 struct Norm {
     weight: Vec<f32>,
     bias: Vec<f32>,
     eps: f32,
-}
-
-impl Norm {
-    fn load(vb: VarBuilder, dim: usize, eps: f64) -> Result<Self> {
-        Ok(Self {
-            weight: vb.get(dim, "weight")?.to_vec1()?,
-            bias: vb.get(dim, "bias")?.to_vec1()?,
-            eps: eps as f32,
-        })
-    }
-}
-
-/// Several linear layers over the same input packed as one matrix (outputs concatenated), so
-/// one product serves them all (used for Q, K and V).
-fn linear(vbs: &[VarBuilder], in_dim: usize, out_dim: usize) -> Result<PackedMatrix> {
-    let mut weight = Vec::with_capacity(vbs.len() * out_dim * in_dim);
-    let mut bias = Vec::with_capacity(vbs.len() * out_dim);
-    for vb in vbs {
-        weight.extend(
-            vb.get((out_dim, in_dim), "weight")?
-                .flatten_all()?
-                .to_vec1::<f32>()?,
-        );
-        bias.extend(vb.get(out_dim, "bias")?.to_vec1::<f32>()?);
-    }
-    Ok(PackedMatrix::pack(
-        &weight,
-        &bias,
-        vbs.len() * out_dim,
-        in_dim,
-    ))
 }
 
 struct Layer {
@@ -65,9 +200,10 @@ struct Layer {
 
 /// The quantized encoder.
 pub struct QBert {
-    /// Word embeddings in f16: the table is most of the model (250k rows for XLM-R), and f16
-    /// halves it at no measurable cost, as LayerNorm follows.
-    word: Vec<f16>,
+    /// Word embeddings in i8 with one scale per row: the table is most of the model (250k
+    /// rows for XLM-R, 384 MB in f32, 96 MB so), and LayerNorm follows at once.
+    word: Vec<i8>,
+    word_scales: Vec<f32>,
     vocab: usize,
     position: Vec<f32>,
     max_positions: usize,
@@ -92,52 +228,68 @@ struct Scratch {
 }
 
 impl QBert {
-    pub fn load(vb: VarBuilder, c: &Config) -> Result<Self> {
-        let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") {
-            vb.pp("bert")
-        } else {
-            vb
-        };
+    /// Identifies these numerics (in embedding cache keys).
+    pub const ENGINE: &'static str = "int8-kernels-v2-kb64";
+
+    /// Loads a BERT-family `model.safetensors` (f32, f16 or bf16), quantising as it reads.
+    pub fn load(path: &Path, c: &Config) -> Result<Self> {
+        let mut w = Weights::open(path)?;
         let h = c.hidden_size;
-        let e = vb.pp("embeddings");
-        let layers = (0..c.num_hidden_layers)
-            .map(|i| {
-                let l = vb.pp(format!("encoder.layer.{i}"));
-                let a = l.pp("attention");
-                Ok(Layer {
-                    qkv: linear(
-                        &[a.pp("self.query"), a.pp("self.key"), a.pp("self.value")],
-                        h,
-                        h,
-                    )?,
-                    attn_out: linear(&[a.pp("output.dense")], h, h)?,
-                    attn_norm: Norm::load(a.pp("output.LayerNorm"), h, c.layer_norm_eps)?,
-                    ff_in: linear(&[l.pp("intermediate.dense")], h, c.intermediate_size)?,
-                    ff_out: linear(&[l.pp("output.dense")], c.intermediate_size, h)?,
-                    out_norm: Norm::load(l.pp("output.LayerNorm"), h, c.layer_norm_eps)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let word = e
-            .get((c.vocab_size, h), "word_embeddings.weight")?
-            .flatten_all()?
-            .to_vec1::<f32>()?
-            .into_iter()
-            .map(f16::from_f32)
-            .collect();
+        let mut layers = Vec::with_capacity(c.num_hidden_layers);
+        for i in 0..c.num_hidden_layers {
+            let l = format!("encoder.layer.{i}");
+            let a = format!("{l}.attention");
+            layers.push(Layer {
+                qkv: w.linear(
+                    &[
+                        &format!("{a}.self.query"),
+                        &format!("{a}.self.key"),
+                        &format!("{a}.self.value"),
+                    ],
+                    h,
+                    h,
+                )?,
+                attn_out: w.linear(&[&format!("{a}.output.dense")], h, h)?,
+                attn_norm: w.norm(&format!("{a}.output.LayerNorm"), h, c.layer_norm_eps)?,
+                ff_in: w.linear(
+                    &[&format!("{l}.intermediate.dense")],
+                    h,
+                    c.intermediate_size,
+                )?,
+                ff_out: w.linear(&[&format!("{l}.output.dense")], c.intermediate_size, h)?,
+                out_norm: w.norm(&format!("{l}.output.LayerNorm"), h, c.layer_norm_eps)?,
+            });
+        }
+        let mut word = Vec::with_capacity(c.vocab_size * h);
+        let mut word_scales = Vec::with_capacity(c.vocab_size);
+        w.stream(
+            "embeddings.word_embeddings.weight",
+            &[c.vocab_size, h],
+            |piece| {
+                for row in piece.chunks_exact(h) {
+                    let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+                    let scale = amax / 127.0;
+                    let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+                    word.extend(row.iter().map(|&v| kernels::round_to_i8(v * inv)));
+                    word_scales.push(scale);
+                }
+            },
+        )?;
+        let token_types = w.read(
+            "embeddings.token_type_embeddings.weight",
+            &[c.type_vocab_size, h],
+        )?;
         Ok(Self {
             word,
+            word_scales,
             vocab: c.vocab_size,
-            position: e
-                .get((c.max_position_embeddings, h), "position_embeddings.weight")?
-                .flatten_all()?
-                .to_vec1()?,
+            position: w.read(
+                "embeddings.position_embeddings.weight",
+                &[c.max_position_embeddings, h],
+            )?,
             max_positions: c.max_position_embeddings,
-            token_type: e
-                .get((c.type_vocab_size, h), "token_type_embeddings.weight")?
-                .get(0)?
-                .to_vec1()?,
-            emb_norm: Norm::load(e.pp("LayerNorm"), h, c.layer_norm_eps)?,
+            token_type: token_types[..h].to_vec(),
+            emb_norm: w.norm("embeddings.LayerNorm", h, c.layer_norm_eps)?,
             layers,
             heads: c.num_attention_heads,
             hidden: h,
@@ -191,9 +343,10 @@ impl QBert {
                 let p = p.min(self.max_positions - 1);
                 let dst = &mut x[row * h..(row + 1) * h];
                 let word = &self.word[id * h..(id + 1) * h];
+                let scale = self.word_scales[id];
                 let pos = &self.position[p * h..(p + 1) * h];
-                for (((d, w), p), t) in dst.iter_mut().zip(word).zip(pos).zip(&self.token_type) {
-                    *d = w.to_f32() + p + t;
+                for (((d, &w), p), t) in dst.iter_mut().zip(word).zip(pos).zip(&self.token_type) {
+                    *d = f32::from(w) * scale + p + t;
                 }
                 row += 1;
             }
@@ -259,6 +412,6 @@ impl QBert {
             .iter()
             .map(|l| l.qkv.bytes() + l.attn_out.bytes() + l.ff_in.bytes() + l.ff_out.bytes())
             .sum();
-        layers + 2 * self.word.len() + 4 * self.position.len()
+        layers + self.word.len() + 4 * (self.word_scales.len() + self.position.len())
     }
 }

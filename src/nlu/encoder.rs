@@ -118,15 +118,17 @@ impl Encoder {
             .unwrap_or_default();
         let device = Device::Cpu;
         let weights = dir.join("model.safetensors");
-        // SAFETY-free: mmaped loading needs `unsafe`, which this crate forbids; read the file.
-        let bytes = std::fs::read(&weights).map_err(|e| NluError::ModelFiles {
-            dir: dir.to_path_buf(),
-            detail: format!("model.safetensors: {e}"),
-        })?;
-        let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, &device)?;
         let model = match precision {
-            Precision::F32 => Model::F32(BertModel::load(vb, &config)?),
-            Precision::Q8 => Model::Q8(QBert::load(vb, &config)?),
+            Precision::F32 => {
+                // mmaped loading needs `unsafe`, which this module does not use; read the file.
+                let bytes = std::fs::read(&weights).map_err(|e| NluError::ModelFiles {
+                    dir: dir.to_path_buf(),
+                    detail: format!("model.safetensors: {e}"),
+                })?;
+                let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, &device)?;
+                Model::F32(BertModel::load(vb, &config)?)
+            }
+            Precision::Q8 => Model::Q8(QBert::load(&weights, &config)?),
         };
         let name = dir
             .file_name()
@@ -147,6 +149,15 @@ impl Encoder {
     /// The precision the encoder runs at.
     pub fn precision(&self) -> Precision {
         self.precision
+    }
+
+    /// Which implementation computes the embeddings, for cache keys: a change of engine or of
+    /// its numerics changes the embeddings.
+    pub fn engine(&self) -> &'static str {
+        match self.model {
+            Model::F32(_) => "F32",
+            Model::Q8(_) => QBert::ENGINE,
+        }
     }
 
     /// Width of the sentence embedding.
