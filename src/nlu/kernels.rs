@@ -636,6 +636,24 @@ pub fn dot_rows(rows: &[f32], query: &[f32], out: &mut [f32]) {
     }
 }
 
+/// `out[q × n + r] = rows[r] · queries[q]` for `n` rows and several queries, each `dim` wide:
+/// the loop runs over rows outside and queries inside, so each row is read from memory once
+/// for the whole batch. Each score is the same sum as [`dot_rows`] computes.
+pub fn dot_rows_batch(rows: &[f32], queries: &[f32], dim: usize, out: &mut [f32]) {
+    let n = rows.len() / dim.max(1);
+    let b = queries.len() / dim.max(1);
+    assert_eq!(rows.len(), n * dim, "rows is not n × dim");
+    assert_eq!(queries.len(), b * dim, "queries is not b × dim");
+    assert_eq!(out.len(), b * n, "out is not b × n");
+    for (r, row) in rows.chunks_exact(dim.max(1)).enumerate() {
+        for (q, query) in queries.chunks_exact(dim.max(1)).enumerate() {
+            let mut one = [0f32];
+            dot_rows(row, query, &mut one);
+            out[q * n + r] = one[0];
+        }
+    }
+}
+
 /// Applies GELU (the exact, erf-based one BERT uses) in place.
 pub fn gelu(x: &mut [f32]) {
     match level() {
@@ -1038,6 +1056,10 @@ mod tests {
         let query = pseudo_random(21, 15);
         let mut out = vec![0f32; 37];
         dot_rows(&rows, &query, &mut out);
+        let queries: Vec<f32> = [query.clone(), pseudo_random(21, 16)].concat();
+        let mut batch = vec![0f32; 2 * 37];
+        dot_rows_batch(&rows, &queries, 21, &mut batch);
+        assert_eq!(&batch[..37], &out[..]);
         for (row, o) in rows.chunks(21).zip(&out) {
             let want: f32 = row.iter().zip(&query).map(|(a, b)| a * b).sum();
             assert!((o - want).abs() < 1e-5);

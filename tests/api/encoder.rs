@@ -54,3 +54,15 @@ fn a_message_embeds_the_same_alone_and_in_a_batch() {
         assert_eq!(&alone, in_batch, "{text:?}");
     }
 }
+
+#[test]
+fn a_batch_classifies_each_message_as_alone() {
+    let m = model();
+    let texts = texts();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let batch = m.classify_batch(&refs).unwrap();
+    for (text, in_batch) in refs.iter().zip(&batch) {
+        let alone = m.classify_batch(&[text]).unwrap().remove(0);
+        assert_eq!(&alone, in_batch, "{text:?}");
+    }
+}
