@@ -1,6 +1,7 @@
-//! The pretrained sentence encoder: a BERT-family transformer run with candle, tokenised with
-//! `tokenizers`, mean-pooled over the attention mask and L2-normalised, as sentence-transformers
-//! does for MiniLM and E5. No candle or tokenizers type leaves this module.
+//! The pretrained sentence encoder: a BERT-family transformer (our int8 engine in
+//! [`super::bert_q8`], or candle's f32 BERT as the reference), tokenised with `tokenizers`,
+//! mean-pooled over the attention mask and L2-normalised, as sentence-transformers does for
+//! MiniLM and E5. No candle or tokenizers type leaves this module.
 
 use std::path::{Path, PathBuf};
 
@@ -18,14 +19,15 @@ const MAX_TOKENS: usize = 256;
 /// (256 tokens), and this bounds tokenizer time on hostile 100 KB inputs.
 const MAX_CHARS: usize = 2048;
 /// Messages per forward pass when encoding many texts.
-const CHUNK: usize = 32;
+const CHUNK: usize = 64;
 
 /// Numeric precision of the encoder's linear layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precision {
     /// candle-transformers' BERT in f32, as published.
     F32,
-    /// 8-bit quantized linear layers ([`super::bert_q8`]): about 2–3× faster on CPU.
+    /// 8-bit linear layers on our own kernels ([`super::bert_q8`]): about 10× faster than f32
+    /// on CPU, embeddings at cosine ≥ 0.995 to it.
     Q8,
 }
 
