@@ -119,6 +119,8 @@ enum Command {
         #[command(flatten)]
         data: DataOptions,
     },
+    /// Drive a running server with simulated shoppers; print throughput and latency.
+    Loadtest(commands::loadtest::LoadtestArgs),
     /// Manage pretrained encoders.
     Models {
         #[command(subcommand)]
@@ -466,6 +468,7 @@ fn main() -> anyhow::Result<()> {
                 },
             )?;
         }
+        Command::Loadtest(args) => commands::loadtest::main(args)?,
         Command::Models {
             action: ModelsAction::Fetch { names },
         } => commands::models::fetch(&cli.models.models_dir, &names)?,

@@ -4,6 +4,7 @@
 pub mod classify;
 pub mod eval;
 pub mod eval_kb;
+pub mod loadtest;
 pub mod models;
 pub mod simulate;
 pub mod train;

@@ -1,6 +1,7 @@
-//! The pretrained sentence encoder: a BERT-family transformer run with candle, tokenised with
-//! `tokenizers`, mean-pooled over the attention mask and L2-normalised, as sentence-transformers
-//! does for MiniLM and E5. No candle or tokenizers type leaves this module.
+//! The pretrained sentence encoder: a BERT-family transformer (our int8 engine in
+//! [`super::bert_q8`], or candle's f32 BERT as the reference), tokenised with `tokenizers`,
+//! mean-pooled over the attention mask and L2-normalised, as sentence-transformers does for
+//! MiniLM and E5. No candle or tokenizers type leaves this module.
 
 use std::path::{Path, PathBuf};
 
@@ -18,14 +19,15 @@ const MAX_TOKENS: usize = 256;
 /// (256 tokens), and this bounds tokenizer time on hostile 100 KB inputs.
 const MAX_CHARS: usize = 2048;
 /// Messages per forward pass when encoding many texts.
-const CHUNK: usize = 32;
+const CHUNK: usize = 64;
 
 /// Numeric precision of the encoder's linear layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precision {
     /// candle-transformers' BERT in f32, as published.
     F32,
-    /// 8-bit quantized linear layers ([`super::bert_q8`]): about 2–3× faster on CPU.
+    /// 8-bit linear layers on our own kernels ([`super::bert_q8`]): about 10× faster than f32
+    /// on CPU, embeddings at cosine ≥ 0.995 to it.
     Q8,
 }
 
@@ -123,15 +125,17 @@ impl Encoder {
             .unwrap_or_else(|| prefix.clone());
         let device = Device::Cpu;
         let weights = dir.join("model.safetensors");
-        // SAFETY-free: mmaped loading needs `unsafe`, which this crate forbids; read the file.
-        let bytes = std::fs::read(&weights).map_err(|e| NluError::ModelFiles {
-            dir: dir.to_path_buf(),
-            detail: format!("model.safetensors: {e}"),
-        })?;
-        let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, &device)?;
         let model = match precision {
-            Precision::F32 => Model::F32(BertModel::load(vb, &config)?),
-            Precision::Q8 => Model::Q8(QBert::load(vb, &config)?),
+            Precision::F32 => {
+                // mmaped loading needs `unsafe`, which this module does not use; read the file.
+                let bytes = std::fs::read(&weights).map_err(|e| NluError::ModelFiles {
+                    dir: dir.to_path_buf(),
+                    detail: format!("model.safetensors: {e}"),
+                })?;
+                let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, &device)?;
+                Model::F32(BertModel::load(vb, &config)?)
+            }
+            Precision::Q8 => Model::Q8(QBert::load(&weights, &config)?),
         };
         let name = dir
             .file_name()
@@ -153,6 +157,15 @@ impl Encoder {
     /// The precision the encoder runs at.
     pub fn precision(&self) -> Precision {
         self.precision
+    }
+
+    /// Which implementation computes the embeddings, for cache keys: a change of engine or of
+    /// its numerics changes the embeddings.
+    pub fn engine(&self) -> &'static str {
+        match self.model {
+            Model::F32(_) => "F32",
+            Model::Q8(_) => QBert::ENGINE,
+        }
     }
 
     /// Width of the sentence embedding.
@@ -234,6 +247,21 @@ impl Encoder {
             .tokenizer
             .encode_batch(inputs, true)
             .map_err(|e| NluError::Tokenize(e.to_string()))?;
+        let model = match &self.model {
+            Model::Q8(m) => {
+                // Padding is on the right; the int8 encoder takes each message at its own
+                // length.
+                let seqs: Vec<&[u32]> = encodings
+                    .iter()
+                    .map(|e| {
+                        let real = e.get_attention_mask().iter().filter(|&&a| a == 1).count();
+                        &e.get_ids()[..real]
+                    })
+                    .collect();
+                return Ok(m.embed(&seqs));
+            }
+            Model::F32(m) => m,
+        };
         let len = encodings.first().map_or(0, |e| e.get_ids().len());
         let n = encodings.len();
         let mut ids = Vec::with_capacity(n * len);
@@ -245,10 +273,7 @@ impl Encoder {
         self.device.with_context(|| {
             let ids = Tensor::from_vec(ids, (n, len), &self.device)?;
             let mask = Tensor::from_vec(mask, (n, len), &self.device)?;
-            let hidden = match &self.model {
-                Model::F32(m) => m.forward(&ids, &ids.zeros_like()?, Some(&mask))?,
-                Model::Q8(m) => m.forward(&ids, &mask)?,
-            };
+            let hidden = model.forward(&ids, &ids.zeros_like()?, Some(&mask))?;
             let maskf = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
             let summed = hidden.broadcast_mul(&maskf)?.sum(1)?;
             let counts = maskf.sum(1)?.clamp(1.0, f64::MAX)?;

@@ -14,6 +14,7 @@ pub mod encoder;
 pub mod eval;
 pub mod features;
 pub mod head;
+pub mod kernels;
 pub mod model;
 pub mod progress;
 pub mod service;

@@ -56,6 +56,11 @@ impl HeadArtifact {
 
     /// Classifies one message given its embedding and text.
     pub fn classify(&self, embedding: &[f32], text: &str) -> Classification {
+        self.classify_with(embedding, text, self.similarity(embedding))
+    }
+
+    /// Classifies one message given its embedding, text and neighbour similarity.
+    fn classify_with(&self, embedding: &[f32], text: &str, similarity: f32) -> Classification {
         let sparse = self.meta.vectorizer.transform(text);
         let logits = self.head.logits(embedding, &sparse);
         let probs = softmax(&logits, self.meta.calibration.temperature);
@@ -68,7 +73,6 @@ impl HeadArtifact {
             .collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         let (top, p_top) = ranked.first().copied().unwrap_or((0, 0.0));
-        let similarity = self.similarity(embedding);
         let rule = &self.meta.calibration.oos;
         let scope_score = rule.score(p_top, similarity);
         let out_of_scope = Some(argmax(&probs).0) == oos_class || scope_score < rule.threshold;
@@ -177,15 +181,25 @@ pub fn neighbour_similarity(rows: &[f32], query: &[f32], k: usize) -> f32 {
     if dim == 0 || rows.is_empty() {
         return 0.0;
     }
+    // One matrix-vector product over all stored examples, then the k best.
+    let mut scores = vec![0f32; rows.len() / dim];
+    super::kernels::dot_rows(&rows[..scores.len() * dim], query, &mut scores);
+    mean_of_top(&scores, k)
+}
+
+/// Mean of the `k` largest scores (all of them when fewer).
+fn mean_of_top(scores: &[f32], k: usize) -> f32 {
     let k = k.max(1);
     let mut top: Vec<f32> = Vec::with_capacity(k + 1);
-    for row in rows.chunks_exact(dim) {
-        let s: f32 = row.iter().zip(query).map(|(a, b)| a * b).sum();
+    for &s in scores {
         if top.len() < k || s > top[top.len() - 1] {
             let pos = top.partition_point(|&x| x >= s);
             top.insert(pos, s);
             top.truncate(k);
         }
+    }
+    if top.is_empty() {
+        return 0.0;
     }
     top.iter().sum::<f32>() / top.len() as f32
 }
@@ -219,17 +233,40 @@ impl IntentModel {
     /// Classifies a batch of messages in one forward pass.
     pub fn classify_batch(&self, texts: &[&str]) -> Result<Vec<Classification>, NluError> {
         let embeddings = self.encoder.embed(texts, &|_| {})?;
+        if texts.len() < 2 {
+            return Ok(texts
+                .iter()
+                .zip(&embeddings)
+                .map(|(t, e)| self.artifact.classify(e, t))
+                .collect());
+        }
+        // Neighbour scores of the whole batch in one pass over the stored examples (each row
+        // read once for all messages), then the head's share on every thread.
+        use rayon::prelude::*;
+        let dim = self.encoder.dim();
+        let neighbours = &self.artifact.neighbours;
+        let n = neighbours.len() / dim.max(1);
+        let queries: Vec<f32> = embeddings.iter().flatten().copied().collect();
+        let mut scores = vec![0f32; texts.len() * n];
+        if n > 0 && queries.len() == texts.len() * dim {
+            super::kernels::dot_rows_batch(&neighbours[..n * dim], &queries, dim, &mut scores);
+        }
+        let k = self.artifact.meta.knn_k;
         Ok(texts
-            .iter()
-            .zip(&embeddings)
-            .map(|(t, e)| self.artifact.classify(e, t))
+            .par_iter()
+            .zip(embeddings.par_iter())
+            .zip(scores.par_chunks(n.max(1)))
+            .map(|((t, e), s)| {
+                let similarity = if n == 0 { 0.0 } else { mean_of_top(s, k) };
+                self.artifact.classify_with(e, t, similarity)
+            })
             .collect())
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::neighbour_similarity;
+    use super::{mean_of_top, neighbour_similarity};
 
     #[test]
     fn neighbour_similarity_averages_the_best_k() {
@@ -237,5 +274,6 @@ mod tests {
         assert!((neighbour_similarity(&rows, &[1.0, 0.0], 1) - 1.0).abs() < 1e-6);
         assert!((neighbour_similarity(&rows, &[1.0, 0.0], 2) - 0.8).abs() < 1e-6);
         assert_eq!(neighbour_similarity(&[], &[1.0, 0.0], 2), 0.0);
+        assert!((mean_of_top(&[0.1, 0.9, 0.5, 0.7], 2) - 0.8).abs() < 1e-6);
     }
 }

@@ -7,6 +7,7 @@ mod classifier;
 mod contract;
 mod conversations;
 mod durability;
+mod encoder;
 mod helpers;
 mod identity;
 mod kb_answers;

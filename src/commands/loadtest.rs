@@ -1,0 +1,247 @@
+//! `switchboard loadtest`: drives a running server with simulated users for a fixed time and
+//! prints throughput and latency percentiles per kind of step.
+//!
+//! Each simulated user is an [`Actor`] on its own task that performs one step at a time (a
+//! shopper posts a message, continuing its conversation for `--turns` messages and then
+//! starting a new one). The report is kept per step name, so other kinds of users — an agent
+//! that claims a waiting conversation, replies and resolves it — are another `Actor` with
+//! their own step names, spawned beside the shoppers in [`run`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+/// Options of `switchboard loadtest`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoadtestArgs {
+    /// Base URL of the running server.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Simulated shoppers, each with one request in flight at a time.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Seconds to run (after a one-second warm-up that is not counted).
+    #[arg(long, default_value_t = 20)]
+    pub duration: u64,
+    /// Messages per conversation before a shopper starts a new one.
+    #[arg(long, default_value_t = 1)]
+    pub turns: usize,
+    /// JSONL file of shopper messages ({"text": ...} per line), used in turn.
+    #[arg(long, default_value = "tests/fixtures/product_intents.jsonl")]
+    pub texts: PathBuf,
+    /// Customer ids the shoppers write as, in turn (default: the demo customers).
+    #[arg(long, value_delimiter = ',')]
+    pub customers: Vec<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What one step did.
+#[derive(Debug)]
+pub struct StepOutcome {
+    /// The step's name in the report, e.g. `shopper_message`.
+    pub step: &'static str,
+    /// HTTP status, or `None` when the request failed before an answer.
+    pub status: Option<u16>,
+}
+
+/// A simulated user.
+#[async_trait::async_trait]
+pub trait Actor: Send {
+    /// Performs the next step against the server.
+    async fn step(&mut self, http: &reqwest::Client) -> StepOutcome;
+}
+
+/// A shopper posting messages to `/api/v1/messages`.
+pub struct Shopper {
+    base: String,
+    customer: String,
+    texts: Arc<Vec<String>>,
+    next_text: usize,
+    turns: usize,
+    /// The open conversation's id and token, and the messages sent in it.
+    conversation: Option<(String, String, usize)>,
+}
+
+impl Shopper {
+    pub fn new(
+        base: &str,
+        customer: String,
+        texts: Arc<Vec<String>>,
+        first: usize,
+        turns: usize,
+    ) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_string(),
+            customer,
+            texts,
+            next_text: first,
+            turns: turns.max(1),
+            conversation: None,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Actor for Shopper {
+    async fn step(&mut self, http: &reqwest::Client) -> StepOutcome {
+        let text = &self.texts[self.next_text % self.texts.len()];
+        self.next_text += 1;
+        let mut body = json!({ "customer_id": self.customer, "text": text });
+        let mut req = http.post(format!("{}/api/v1/messages", self.base));
+        if let Some((id, token, _)) = &self.conversation {
+            body["conversation_id"] = id.clone().into();
+            req = req.bearer_auth(token);
+        }
+        let step = "shopper_message";
+        let resp = match req.json(&body).send().await {
+            Ok(r) => r,
+            Err(_) => return StepOutcome { step, status: None },
+        };
+        let status = resp.status().as_u16();
+        let answer: Option<Value> = resp.json().await.ok();
+        let sent = self.conversation.as_ref().map_or(0, |c| c.2) + 1;
+        self.conversation = match answer {
+            Some(a) if status == 200 && sent < self.turns => {
+                let field = |k: &str| a[k].as_str().unwrap_or_default().to_string();
+                Some((field("conversation_id"), field("conversation_token"), sent))
+            }
+            _ => None,
+        };
+        StepOutcome {
+            step,
+            status: Some(status),
+        }
+    }
+}
+
+/// Latencies and failures of one step name.
+#[derive(Debug, Default)]
+struct StepStats {
+    ok_ms: Vec<f64>,
+    failed: BTreeMap<String, usize>,
+}
+
+/// The result of a run, per step name.
+#[derive(Debug, serde::Serialize)]
+pub struct StepReport {
+    pub step: String,
+    pub ok: usize,
+    pub failed: BTreeMap<String, usize>,
+    pub per_second: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// Runs the load test and returns one report per step name.
+pub async fn run(args: &LoadtestArgs) -> anyhow::Result<Vec<StepReport>> {
+    let texts: Vec<String> = crate::nlu::data::load_jsonl(&args.texts)
+        .with_context(|| format!("reading {}", args.texts.display()))?
+        .into_iter()
+        .map(|e| e.text)
+        .collect();
+    anyhow::ensure!(!texts.is_empty(), "no texts in {}", args.texts.display());
+    let texts = Arc::new(texts);
+    let customers: Vec<String> = if args.customers.is_empty() {
+        (1001..=1006)
+            .chain(2001..=2006)
+            .map(|n| format!("c-{n}"))
+            .collect()
+    } else {
+        args.customers.clone()
+    };
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let warmup = Duration::from_secs(1);
+    let measured = Duration::from_secs(args.duration.max(1));
+    let start = Instant::now();
+    let (counted_from, until) = (start + warmup, start + warmup + measured);
+    let mut tasks = Vec::new();
+    for i in 0..args.concurrency.max(1) {
+        let mut actor: Box<dyn Actor> = Box::new(Shopper::new(
+            &args.url,
+            customers[i % customers.len()].clone(),
+            texts.clone(),
+            i * 7,
+            args.turns,
+        ));
+        let http = http.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut stats: BTreeMap<&'static str, StepStats> = BTreeMap::new();
+            while Instant::now() < until {
+                let t0 = Instant::now();
+                let outcome = actor.step(&http).await;
+                if t0 < counted_from {
+                    continue;
+                }
+                let s = stats.entry(outcome.step).or_default();
+                match outcome.status {
+                    Some(200..=299) => s.ok_ms.push(t0.elapsed().as_secs_f64() * 1000.0),
+                    Some(code) => *s.failed.entry(code.to_string()).or_default() += 1,
+                    None => *s.failed.entry("connection".into()).or_default() += 1,
+                }
+            }
+            stats
+        }));
+    }
+    let mut all: BTreeMap<&'static str, StepStats> = BTreeMap::new();
+    for t in tasks {
+        for (step, s) in t.await? {
+            let a = all.entry(step).or_default();
+            a.ok_ms.extend(s.ok_ms);
+            for (k, v) in s.failed {
+                *a.failed.entry(k).or_default() += v;
+            }
+        }
+    }
+    let secs = measured.as_secs_f64();
+    Ok(all
+        .into_iter()
+        .map(|(step, mut s)| {
+            s.ok_ms.sort_by(f64::total_cmp);
+            let p = |q| crate::nlu::eval::percentile(&s.ok_ms, q);
+            StepReport {
+                step: step.to_string(),
+                ok: s.ok_ms.len(),
+                per_second: s.ok_ms.len() as f64 / secs,
+                p50_ms: p(0.5),
+                p90_ms: p(0.9),
+                p99_ms: p(0.99),
+                max_ms: s.ok_ms.last().copied().unwrap_or(0.0),
+                failed: s.failed,
+            }
+        })
+        .collect())
+}
+
+/// `switchboard loadtest`: runs and prints the report.
+pub fn main(args: LoadtestArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let reports = runtime.block_on(run(&args))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+        return Ok(());
+    }
+    println!(
+        "{} for {} s, concurrency {}, {} message(s) per conversation",
+        args.url, args.duration, args.concurrency, args.turns
+    );
+    for r in &reports {
+        println!(
+            "{}: {:.0}/s ({} ok, failed {:?}), p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            r.step, r.per_second, r.ok, r.failed, r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms
+        );
+    }
+    Ok(())
+}
