@@ -23,6 +23,19 @@ pub enum AnswerKind {
     Handoff,
 }
 
+/// What the engine does with an intent beyond its route: the catalogue, not code, names the
+/// intents that mean "get me a person", "I am upset", or a particular small-talk reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    AskForHuman,
+    Complaint,
+    Greeting,
+    Thanks,
+    Goodbye,
+    Capabilities,
+}
+
 /// One intent of the catalogue.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,6 +43,8 @@ pub struct IntentSpec {
     pub name: String,
     pub route: Route,
     pub answer: AnswerKind,
+    #[serde(default)]
+    pub role: Option<Role>,
     pub description: String,
     pub description_zh: String,
 }

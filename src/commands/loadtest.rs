@@ -39,6 +39,22 @@ pub struct LoadtestArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// The server's identity secret, to sign the customers' ids [default: DATA_DIR's
+    /// identity-secret when readable; otherwise the shoppers write anonymously].
+    #[arg(long, env = "SWITCHBOARD_IDENTITY_SECRET", hide_env_values = true)]
+    pub identity_secret: Option<String>,
+    /// Data directory of the server (for its generated identity secret and admin token).
+    #[arg(long, default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Simulated agents working the queue: claim the next conversation, reply, resolve.
+    #[arg(long, default_value_t = 0)]
+    pub agents: usize,
+    /// Every Nth shopper message asks for a person (0: never), feeding the agents' queue.
+    #[arg(long, default_value_t = 5)]
+    pub handoff_every: usize,
+    /// The admin token, to create the agents [default: DATA_DIR/admin-token].
+    #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
 }
 
 /// What one step did.
@@ -61,6 +77,10 @@ pub trait Actor: Send {
 pub struct Shopper {
     base: String,
     customer: String,
+    /// The customer's `customer_hash`; anonymous without one.
+    hash: Option<String>,
+    handoff_every: usize,
+    sent_total: usize,
     texts: Arc<Vec<String>>,
     next_text: usize,
     turns: usize,
@@ -72,6 +92,7 @@ impl Shopper {
     pub fn new(
         base: &str,
         customer: String,
+        hash: Option<String>,
         texts: Arc<Vec<String>>,
         first: usize,
         turns: usize,
@@ -79,6 +100,9 @@ impl Shopper {
         Self {
             base: base.trim_end_matches('/').to_string(),
             customer,
+            hash,
+            handoff_every: 0,
+            sent_total: 0,
             texts,
             next_text: first,
             turns: turns.max(1),
@@ -90,15 +114,28 @@ impl Shopper {
 #[async_trait::async_trait]
 impl Actor for Shopper {
     async fn step(&mut self, http: &reqwest::Client) -> StepOutcome {
-        let text = &self.texts[self.next_text % self.texts.len()];
+        self.sent_total += 1;
+        let handoff = self.handoff_every > 0 && self.sent_total.is_multiple_of(self.handoff_every);
+        let text = if handoff {
+            "I want to talk to a real person please"
+        } else {
+            &self.texts[self.next_text % self.texts.len()]
+        };
         self.next_text += 1;
-        let mut body = json!({ "customer_id": self.customer, "text": text });
+        let mut body = json!({ "text": text });
         let mut req = http.post(format!("{}/api/v1/messages", self.base));
         if let Some((id, token, _)) = &self.conversation {
             body["conversation_id"] = id.clone().into();
             req = req.bearer_auth(token);
+        } else if let Some(h) = &self.hash {
+            body["customer_id"] = self.customer.clone().into();
+            body["customer_hash"] = h.clone().into();
         }
-        let step = "shopper_message";
+        let step = if handoff {
+            "shopper_handoff"
+        } else {
+            "shopper_message"
+        };
         let resp = match req.json(&body).send().await {
             Ok(r) => r,
             Err(_) => return StepOutcome { step, status: None },
@@ -107,7 +144,7 @@ impl Actor for Shopper {
         let answer: Option<Value> = resp.json().await.ok();
         let sent = self.conversation.as_ref().map_or(0, |c| c.2) + 1;
         self.conversation = match answer {
-            Some(a) if status == 200 && sent < self.turns => {
+            Some(a) if status == 200 && sent < self.turns && !handoff => {
                 let field = |k: &str| a[k].as_str().unwrap_or_default().to_string();
                 Some((field("conversation_id"), field("conversation_token"), sent))
             }
@@ -118,6 +155,102 @@ impl Actor for Shopper {
             status: Some(status),
         }
     }
+}
+
+/// An agent working the queue: claims the next conversation, replies once, resolves it.
+pub struct AgentWorker {
+    base: String,
+    token: String,
+    /// The conversation held, and whether it was answered yet.
+    holding: Option<(String, bool)>,
+}
+
+#[async_trait::async_trait]
+impl Actor for AgentWorker {
+    async fn step(&mut self, http: &reqwest::Client) -> StepOutcome {
+        let post = |path: String, body: Value| {
+            http.post(format!("{}{path}", self.base))
+                .bearer_auth(&self.token)
+                .json(&body)
+                .send()
+        };
+        match self.holding.clone() {
+            None => {
+                let r = post("/api/v1/agent/claims".into(), json!({})).await;
+                let status = r.as_ref().ok().map(|r| r.status().as_u16());
+                if status == Some(200)
+                    && let Ok(r) = r
+                    && let Ok(v) = r.json::<Value>().await
+                {
+                    let id = v["conversation"]["id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
+                    self.holding = Some((id, false));
+                    return StepOutcome {
+                        step: "agent_claim",
+                        status,
+                    };
+                }
+                // Nothing waiting: look again shortly (not counted as a claim).
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                StepOutcome {
+                    step: "agent_claim_empty",
+                    status,
+                }
+            }
+            Some((id, false)) => {
+                let r = post(
+                    format!("/api/v1/agent/conversations/{id}/messages"),
+                    json!({"text": "Hi, this is the support team. Let me look into that for you."}),
+                )
+                .await;
+                self.holding = Some((id, true));
+                StepOutcome {
+                    step: "agent_reply",
+                    status: r.ok().map(|r| r.status().as_u16()),
+                }
+            }
+            Some((id, true)) => {
+                let r = post(
+                    format!("/api/v1/agent/conversations/{id}/resolve"),
+                    json!({"code": "answered"}),
+                )
+                .await;
+                self.holding = None;
+                StepOutcome {
+                    step: "agent_resolve",
+                    status: r.ok().map(|r| r.status().as_u16()),
+                }
+            }
+        }
+    }
+}
+
+/// Creates `n` load-test agents and returns their tokens.
+async fn create_agents(
+    http: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    n: usize,
+) -> anyhow::Result<Vec<String>> {
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let mut tokens = Vec::new();
+    for i in 0..n {
+        let r = http
+            .post(format!("{base}/api/v1/agents"))
+            .bearer_auth(admin)
+            .json(
+                &json!({"id": format!("lt-{}-{i}", &run[..8]), "name": format!("Load agent {i}"),
+                "teams": ["general", "quality", "logistics", "refunds"], "capacity": 1}),
+            )
+            .send()
+            .await?;
+        anyhow::ensure!(r.status() == 201, "creating an agent: HTTP {}", r.status());
+        let v: Value = r.json().await?;
+        tokens.push(v["token"].as_str().unwrap_or_default().to_string());
+    }
+    Ok(tokens)
 }
 
 /// Latencies and failures of one step name.
@@ -157,23 +290,65 @@ pub async fn run(args: &LoadtestArgs) -> anyhow::Result<Vec<StepReport>> {
     } else {
         args.customers.clone()
     };
+    let secret = args.identity_secret.clone().or_else(|| {
+        std::fs::read_to_string(args.data_dir.join("identity-secret"))
+            .ok()
+            .map(|s| s.trim().to_string())
+    });
+    let hash = |c: &str| {
+        let id = crate::domain::CustomerId::parse(c).ok()?;
+        secret
+            .as_deref()
+            .map(|s| crate::identity::sign_with(s, &id))
+    };
     let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.concurrency)
+        .pool_max_idle_per_host(args.concurrency + args.agents)
         .timeout(Duration::from_secs(30))
         .build()?;
     let warmup = Duration::from_secs(1);
     let measured = Duration::from_secs(args.duration.max(1));
     let start = Instant::now();
     let (counted_from, until) = (start + warmup, start + warmup + measured);
-    let mut tasks = Vec::new();
+    let base = args.url.trim_end_matches('/').to_string();
+    let agent_tokens = if args.agents > 0 {
+        let admin = match &args.admin_token {
+            Some(t) => t.clone(),
+            None => std::fs::read_to_string(args.data_dir.join("admin-token"))
+                .context("--agents needs --admin-token or a readable DATA_DIR/admin-token")?
+                .trim()
+                .to_string(),
+        };
+        create_agents(&http, &base, &admin, args.agents).await?
+    } else {
+        Vec::new()
+    };
+    let mut actors: Vec<Box<dyn Actor>> = Vec::new();
     for i in 0..args.concurrency.max(1) {
-        let mut actor: Box<dyn Actor> = Box::new(Shopper::new(
+        let customer = customers[i % customers.len()].clone();
+        let mut shopper = Shopper::new(
             &args.url,
-            customers[i % customers.len()].clone(),
+            customer.clone(),
+            hash(&customer),
             texts.clone(),
             i * 7,
             args.turns,
-        ));
+        );
+        shopper.handoff_every = if args.agents > 0 {
+            args.handoff_every
+        } else {
+            0
+        };
+        actors.push(Box::new(shopper));
+    }
+    for token in agent_tokens {
+        actors.push(Box::new(AgentWorker {
+            base: base.clone(),
+            token,
+            holding: None,
+        }));
+    }
+    let mut tasks = Vec::new();
+    for mut actor in actors {
         let http = http.clone();
         tasks.push(tokio::spawn(async move {
             let mut stats: BTreeMap<&'static str, StepStats> = BTreeMap::new();

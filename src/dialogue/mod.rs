@@ -19,7 +19,7 @@ use crate::domain::{
     Author, Conversation, ConversationId, ConversationState, Customer, CustomerId, EventKind,
     IllegalTransition, Lang, NewEvent, NewMessage, OrderId, RouteDecision, Slots, Tier, Transition,
 };
-use crate::intents::Catalog;
+use crate::intents::{Catalog, Role};
 use crate::live::Notifier;
 use crate::metrics::Metrics;
 use crate::nlu::{Classification, IntentClassifier, NluError};
@@ -647,10 +647,10 @@ impl Dialogue {
                 handoff_plan(reason, lang)
             }
             Decision::Answer(Answer::Smalltalk) => {
-                let reply = match c.intent.as_str() {
-                    "greeting" => Canned::Greeting,
-                    "thanks" => Canned::Thanks,
-                    "goodbye" => Canned::Goodbye,
+                let reply = match self.catalog.get(&c.intent).and_then(|s| s.role) {
+                    Some(Role::Greeting) => Canned::Greeting,
+                    Some(Role::Thanks) => Canned::Thanks,
+                    Some(Role::Goodbye) => Canned::Goodbye,
                     _ => Canned::Capabilities,
                 };
                 conv.slots = Slots::default();

@@ -15,7 +15,7 @@ pub use ticket::{HandoffTicket, TicketInput, ticket};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Slots;
-use crate::intents::{AnswerKind, IntentSpec, Route};
+use crate::intents::{AnswerKind, IntentSpec, Role, Route};
 use crate::nlu::Classification;
 
 /// Knobs of the bot's routing.
@@ -98,16 +98,17 @@ pub struct RouteInput<'a> {
 pub fn decide(input: &RouteInput<'_>) -> Decision {
     let c = input.classification;
     let confident = !c.out_of_scope && c.confidence >= input.policy.min_confidence;
-    if confident && c.intent == "human_agent" {
+    let role = input.spec.filter(|_| confident).and_then(|s| s.role);
+    if role == Some(Role::AskForHuman) {
         return Decision::Handoff(HandoffReason::AskedForHuman);
     }
-    if (confident && c.intent == "complaint") || anger::is_upset(input.text) {
+    if role == Some(Role::Complaint) || anger::is_upset(input.text) {
         return Decision::Handoff(HandoffReason::Upset);
     }
     // An order number while the bot waits for one is the answer, whatever the classifier says;
     // so is the contact detail that verifies an anonymous shopper's order.
-    if input.has_order_number && (input.slots.awaiting_order_number || c.intent == "order_tracking")
-    {
+    let tracking_intent = input.spec.is_some_and(|s| s.answer == AnswerKind::Tracking);
+    if input.has_order_number && (input.slots.awaiting_order_number || tracking_intent) {
         return Decision::Answer(Answer::Tracking);
     }
     if input.has_contact_factor && input.slots.pending_order.is_some() {
@@ -145,6 +146,12 @@ mod tests {
             name: name.into(),
             route,
             answer,
+            role: match name {
+                "human_agent" => Some(Role::AskForHuman),
+                "complaint" => Some(Role::Complaint),
+                "greeting" => Some(Role::Greeting),
+                _ => None,
+            },
             description: String::new(),
             description_zh: String::new(),
         }
