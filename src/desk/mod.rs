@@ -111,35 +111,17 @@ pub fn skills(a: &Agent) -> AgentSkills {
 
 fn agent_message(agent: &AgentId, text: &str, private: bool, at: DateTime<Utc>) -> NewMessage {
     NewMessage {
-        author: Author::Agent,
-        text: text.to_string(),
-        at,
-        channel: "agent".into(),
-        intent: None,
-        confidence: None,
-        out_of_scope: None,
-        alternatives: Vec::new(),
-        route: None,
-        client_message_id: None,
         agent_id: Some(agent.clone()),
         private,
+        ..NewMessage::plain(Author::Agent, text, "agent", at)
     }
 }
 
+/// A line for agents in the transcript (transfers, returns to the queue).
 fn system_message(text: String, at: DateTime<Utc>) -> NewMessage {
     NewMessage {
-        author: Author::System,
-        text,
-        at,
-        channel: "system".into(),
-        intent: None,
-        confidence: None,
-        out_of_scope: None,
-        alternatives: Vec::new(),
-        route: None,
-        client_message_id: None,
-        agent_id: None,
         private: true,
+        ..NewMessage::plain(Author::System, text, "system", at)
     }
 }
 
@@ -494,20 +476,12 @@ impl Desk {
                 c.updated_at = now;
                 let lang = c.lang;
                 let mut turn = Turn::update(c.clone());
-                turn.messages = vec![NewMessage {
-                    author: Author::Bot,
-                    text: csat_question(lang).into(),
-                    at: now,
-                    channel: c.channel.clone(),
-                    intent: None,
-                    confidence: None,
-                    out_of_scope: None,
-                    alternatives: Vec::new(),
-                    route: None,
-                    client_message_id: None,
-                    agent_id: None,
-                    private: false,
-                }];
+                turn.messages = vec![NewMessage::plain(
+                    Author::Bot,
+                    csat_question(lang),
+                    &c.channel,
+                    now,
+                )];
                 turn.events = vec![
                     state_event(from, c.state),
                     NewEvent::public(EventKind::CsatRequested, json!({"resolution": code})),

@@ -852,20 +852,7 @@ fn handoff_plan(reason: HandoffReason, lang: Lang) -> Plan {
 }
 
 fn bot_message(text: &str, channel: &str, at: chrono::DateTime<Utc>) -> NewMessage {
-    NewMessage {
-        author: Author::Bot,
-        text: text.to_string(),
-        at,
-        channel: channel.to_string(),
-        intent: None,
-        confidence: None,
-        out_of_scope: None,
-        alternatives: Vec::new(),
-        route: None,
-        client_message_id: None,
-        agent_id: None,
-        private: false,
-    }
+    NewMessage::plain(Author::Bot, text, channel, at)
 }
 
 /// The stored answer of a retried request; a different request under the same key is refused.

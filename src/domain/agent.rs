@@ -13,11 +13,7 @@ pub struct AgentId(String);
 
 impl AgentId {
     pub fn parse(s: &str) -> Result<Self, IdError> {
-        let ok = !s.is_empty()
-            && s.len() <= 64
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@'));
-        if ok {
+        if super::ids::is_safe_id(s) {
             Ok(Self(s.to_string()))
         } else {
             Err(IdError::Agent)

@@ -199,6 +199,31 @@ pub struct NewMessage {
     pub private: bool,
 }
 
+impl NewMessage {
+    /// A plain message: no classification, route or agent; visible to the shopper.
+    pub fn plain(
+        author: Author,
+        text: impl Into<String>,
+        channel: &str,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            author,
+            text: text.into(),
+            at,
+            channel: channel.to_string(),
+            intent: None,
+            confidence: None,
+            out_of_scope: None,
+            alternatives: Vec::new(),
+            route: None,
+            client_message_id: None,
+            agent_id: None,
+            private: false,
+        }
+    }
+}
+
 /// A stored message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {

@@ -17,6 +17,14 @@ pub enum IdError {
     Agent,
 }
 
+/// Whether `s` is an opaque external id: 1-64 of letters, digits, `-`, `_`, `.`, `:`, `@`.
+pub fn is_safe_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@'))
+}
+
 /// A shop's customer id (opaque to us, restricted to a safe alphabet).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(try_from = "String", into = "String")]
@@ -24,11 +32,7 @@ pub struct CustomerId(String);
 
 impl CustomerId {
     pub fn parse(s: &str) -> Result<Self, IdError> {
-        let ok = !s.is_empty()
-            && s.len() <= 64
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@'));
-        if ok {
+        if is_safe_id(s) {
             Ok(Self(s.to_string()))
         } else {
             Err(IdError::Customer)

@@ -115,7 +115,23 @@ async fn pump(
 ) {
     let mut wake = state.notifier.subscribe();
     let mut last_position = None;
+    let mut last_touch = std::time::Instant::now();
     loop {
+        // On shutdown, close so that clients reconnect to a live instance.
+        if state
+            .shutting_down
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            let _ = socket.send(Message::Close(None)).await;
+            return;
+        }
+        // An agent's open connection is their sign of life (online while connected).
+        if let EventFilter::Agent { id, .. } = &filter
+            && last_touch.elapsed() >= std::time::Duration::from_secs(15)
+        {
+            let _ = state.store.touch_agent(id, chrono::Utc::now()).await;
+            last_touch = std::time::Instant::now();
+        }
         let events = match state.store.events_after(&filter, after, 200).await {
             Ok(e) => e,
             Err(e) => {

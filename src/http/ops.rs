@@ -52,6 +52,23 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 /// Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus metrics")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    // Queue length per team comes from the database, so every instance reports the shared
+    // queue.
+    if let Ok(waiting) = state.store.waiting(10_000).await {
+        let mut per_team: std::collections::BTreeMap<String, i64> = Default::default();
+        for c in &waiting {
+            let team = c.ticket.as_ref().map_or("unassigned", |t| t.team.as_str());
+            *per_team.entry(team.to_string()).or_default() += 1;
+        }
+        state.metrics.queue_length.reset();
+        for (team, n) in per_team {
+            state
+                .metrics
+                .queue_length
+                .with_label_values(&[&team])
+                .set(n);
+        }
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

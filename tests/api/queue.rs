@@ -242,8 +242,8 @@ async fn queue_bad_input_gets_clear_errors() {
     .await;
     assert_error(
         agent_post(&app, ADMIN, "/api/v1/agent/claims", json!({})).await,
-        422,
-        "invalid_request",
+        403,
+        "forbidden",
     )
     .await;
     // Ann claims it; Bob cannot claim it again, nor reply in it.

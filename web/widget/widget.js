@@ -517,7 +517,10 @@
       (a.replies || []).forEach(function (r) { self.addItem({ author: "bot", text: r.text, fromAnswer: true }); });
       if (a.state) this.state = a.state;
       if (a.queue) this.queue = a.queue;
-      this.quickReplies = a.quick_replies || null;
+      // The server sends quick replies as the text to send; a {label, text} pair also works.
+      this.quickReplies = (a.quick_replies || []).map(function (q) {
+        return typeof q === "string" ? { label: q, text: q } : q;
+      });
       this.setTyping(false);
       this.renderChrome();
       this.persist();
