@@ -15,9 +15,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::desk::{Desk, QueueStatus};
+use crate::domain::HandoffTicket;
 use crate::domain::{
     Author, Conversation, ConversationId, ConversationState, Customer, CustomerId, EventKind,
-    IllegalTransition, Lang, NewEvent, NewMessage, OrderId, RouteDecision, Slots, Tier, Transition,
+    IllegalTransition, Lang, NewEvent, NewMessage, OrderId, RouteDecision, Slots, Transition,
 };
 use crate::intents::{Catalog, Role};
 use crate::live::Notifier;
@@ -25,7 +26,7 @@ use crate::metrics::Metrics;
 use crate::nlu::{Classification, IntentClassifier, NluError};
 use crate::orders::OrderProvider;
 use crate::routing::{Answer, BotPolicy, Decision, HandoffReason, RouteInput, decide, miss};
-use crate::routing::{RoutingPolicy, TicketInput, anger};
+use crate::routing::{RouteContext, RoutingPolicy};
 use crate::store::{IdempotencyRecord, Store, StoreError, Turn};
 use kb::KnowledgeBase;
 use replies::{Canned, canned};
@@ -182,6 +183,15 @@ struct Plan {
     reason: String,
     handoff: Option<HandoffReason>,
     quick_replies: Vec<String>,
+    /// The queue ticket routing computed for the handoff.
+    ticket: Option<HandoffTicket>,
+}
+
+/// Who is asking and when, for routing.
+struct Who<'a> {
+    customer: &'a Customer,
+    recent_contacts_7d: u32,
+    now: chrono::DateTime<Utc>,
 }
 
 /// The conversation as read for a turn.
@@ -230,6 +240,7 @@ impl Plan {
             route: "bot",
             reason: reason.into(),
             handoff: None,
+            ticket: None,
             quick_replies: Vec::new(),
         }
     }
@@ -417,14 +428,24 @@ impl Dialogue {
         }
         let plan = match conv.state {
             ConversationState::Bot => {
-                self.plan(inbound, classification, &mut conv, lang, customer.tier)
-                    .await
+                let recent = self
+                    .store
+                    .conversations_since(&conv.customer_id, now - chrono::Duration::days(7))
+                    .await?;
+                let who = Who {
+                    customer: &customer,
+                    recent_contacts_7d: u32::try_from(recent + i64::from(is_new))
+                        .unwrap_or(u32::MAX),
+                    now,
+                };
+                self.plan(inbound, classification, &mut conv, &who).await
             }
             ConversationState::WaitingForHuman => Plan {
                 replies: vec![canned(Canned::StillWaiting, lang).to_string()],
                 route: "human",
                 reason: "waiting_for_human".into(),
                 handoff: None,
+                ticket: None,
                 quick_replies: Vec::new(),
             },
             ConversationState::WithHuman | ConversationState::Resolved => Plan {
@@ -432,33 +453,16 @@ impl Dialogue {
                 route: "human",
                 reason: "with_human".into(),
                 handoff: None,
+                ticket: None,
                 quick_replies: Vec::new(),
             },
         };
-        if let Some(reason) = &plan.handoff {
+        if let (Some(reason), Some(ticket)) = (&plan.handoff, &plan.ticket) {
             let from = conv.transition(Transition::Handoff)?;
-            let recent = self
-                .store
-                .conversations_since(&conv.customer_id, now - chrono::Duration::days(7))
-                .await?;
-            let ticket = crate::routing::ticket(
-                &TicketInput {
-                    customer: &customer,
-                    intent: (!classification.out_of_scope)
-                        .then_some(classification.intent.as_str()),
-                    reason_code: &reason.code(),
-                    angry: anger::is_upset(&inbound.text),
-                    recent_contacts_7d: u32::try_from(recent + i64::from(is_new))
-                        .unwrap_or(u32::MAX),
-                    lang,
-                    now,
-                },
-                &self.routing,
-            );
+            conv.ticket = Some(ticket.clone());
             conv.handoff_reason = Some(reason.code());
             conv.handoff_intent = Some(classification.intent.clone());
             conv.handoff_at = Some(now);
-            conv.ticket = Some(ticket);
             conv.slots = Slots::default();
             events.push(NewEvent::public(
                 EventKind::StateChanged,
@@ -601,9 +605,10 @@ impl Dialogue {
         inbound: &Inbound,
         c: &Classification,
         conv: &mut Conversation,
-        lang: Lang,
-        tier: Tier,
+        who: &Who<'_>,
     ) -> Plan {
+        let lang = conv.lang;
+        let tier = who.customer.tier;
         let order_id = tracking::extract_order_id(&inbound.text);
         let slots = conv.slots.clone();
         let input = RouteInput {
@@ -615,6 +620,13 @@ impl Dialogue {
             has_contact_factor: slots.pending_order.is_some()
                 && tracking::has_contact_factor(&inbound.text),
             policy: &self.policy,
+            context: RouteContext {
+                customer: who.customer,
+                recent_contacts_7d: who.recent_contacts_7d,
+                lang,
+                now: who.now,
+                routing: &self.routing,
+            },
         };
         let decision = decide(&input);
         let query = kb::Query {
@@ -644,7 +656,7 @@ impl Dialogue {
                 {
                     return faq_plan(conv, a);
                 }
-                handoff_plan(reason, lang)
+                handoff_plan(&input, reason, lang)
             }
             Decision::Answer(Answer::Smalltalk) => {
                 let reply = match self.catalog.get(&c.intent).and_then(|s| s.role) {
@@ -712,7 +724,7 @@ impl Dialogue {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "order lookup failed; handing off");
-                handoff_plan(HandoffReason::LookupUnavailable, lang)
+                handoff_plan(input, HandoffReason::LookupUnavailable, lang)
             }
         }
     }
@@ -754,7 +766,7 @@ impl Dialogue {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "order lookup failed; handing off");
-                handoff_plan(HandoffReason::LookupUnavailable, lang)
+                handoff_plan(input, HandoffReason::LookupUnavailable, lang)
             }
         }
     }
@@ -804,7 +816,7 @@ fn missed_plan(
     reason: &str,
 ) -> Plan {
     match miss(input) {
-        Decision::Handoff(r) => handoff_plan(r, lang),
+        Decision::Handoff(r) => handoff_plan(input, r, lang),
         _ => {
             conv.slots.misses += 1;
             Plan::bot(canned(reply, lang).to_string(), reason)
@@ -820,6 +832,7 @@ fn faq_plan(conv: &mut Conversation, a: kb::KbAnswer) -> Plan {
         route: "bot",
         reason: a.reason,
         handoff: None,
+        ticket: None,
         quick_replies: a.quick_replies,
     }
 }
@@ -836,7 +849,9 @@ fn with_topics(mut plan: Plan, topics: Vec<String>, lang: Lang) -> Plan {
     plan
 }
 
-fn handoff_plan(reason: HandoffReason, lang: Lang) -> Plan {
+/// A handoff, with the ticket routing computes for it.
+fn handoff_plan(input: &RouteInput<'_>, reason: HandoffReason, lang: Lang) -> Plan {
+    let ticket = crate::routing::handoff_ticket(input, &reason);
     let reply = match reason {
         HandoffReason::Upset => Canned::HandoffUpset,
         HandoffReason::LookupUnavailable => Canned::LookupDown,
@@ -847,6 +862,7 @@ fn handoff_plan(reason: HandoffReason, lang: Lang) -> Plan {
         route: "human",
         reason: reason.code(),
         handoff: Some(reason),
+        ticket: Some(ticket),
         quick_replies: Vec::new(),
     }
 }

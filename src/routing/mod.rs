@@ -12,9 +12,10 @@ pub use policy::{PolicyError, RoutingPolicy};
 pub use queue::{AgentSkills, QueueEntry};
 pub use ticket::{HandoffTicket, TicketInput, ticket};
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::Slots;
+use crate::domain::{Customer, Lang, Slots};
 use crate::intents::{AnswerKind, IntentSpec, Role, Route};
 use crate::nlu::Classification;
 
@@ -81,6 +82,18 @@ pub enum Decision {
     Handoff(HandoffReason),
 }
 
+/// Who is asking and when: what a handoff ticket depends on besides the message.
+pub struct RouteContext<'a> {
+    /// The verified customer's profile (an empty one for anonymous shoppers).
+    pub customer: &'a Customer,
+    /// Conversations the customer opened in the last 7 days, this one included.
+    pub recent_contacts_7d: u32,
+    pub lang: Lang,
+    pub now: DateTime<Utc>,
+    /// The queue policy (tiers, SLAs, teams, business hours).
+    pub routing: &'a RoutingPolicy,
+}
+
 /// Everything the decision depends on.
 pub struct RouteInput<'a> {
     pub classification: &'a Classification,
@@ -92,6 +105,28 @@ pub struct RouteInput<'a> {
     /// The bot waits for an anonymous shopper's contact detail and the message has one.
     pub has_contact_factor: bool,
     pub policy: &'a BotPolicy,
+    pub context: RouteContext<'a>,
+}
+
+/// The queue ticket for handing this message's conversation off for `reason`: routing decides
+/// the route and, for a handoff, the tier, priority, SLA deadline and team, from the customer,
+/// the clock and the policy. Also used when a handoff is forced after I/O (the order system
+/// is down) or after repeated misses.
+pub fn handoff_ticket(input: &RouteInput<'_>, reason: &HandoffReason) -> HandoffTicket {
+    let c = input.classification;
+    let ctx = &input.context;
+    ticket(
+        &TicketInput {
+            customer: ctx.customer,
+            intent: (!c.out_of_scope).then_some(c.intent.as_str()),
+            reason_code: &reason.code(),
+            angry: anger::is_upset(input.text),
+            recent_contacts_7d: ctx.recent_contacts_7d,
+            lang: ctx.lang,
+            now: ctx.now,
+        },
+        ctx.routing,
+    )
 }
 
 /// Decides what happens to a shopper message in a conversation the bot holds.
@@ -199,6 +234,9 @@ mod tests {
                 .then(|| crate::domain::OrderId::parse("20261119-5508").unwrap()),
         };
         let policy = BotPolicy::default();
+        let customer =
+            Customer::unknown(crate::domain::CustomerId::parse("c-1").unwrap(), Lang::En);
+        let routing = RoutingPolicy::default();
         let input = RouteInput {
             classification: &c,
             spec: catalog.iter().find(|s| s.name == case.intent),
@@ -207,7 +245,20 @@ mod tests {
             has_order_number: case.order_no,
             has_contact_factor: case.pending_factor,
             policy: &policy,
+            context: RouteContext {
+                customer: &customer,
+                recent_contacts_7d: 1,
+                lang: Lang::En,
+                now: Utc::now(),
+                routing: &routing,
+            },
         };
+        if let Decision::Handoff(reason) = &case.expect {
+            // A handoff comes with its ticket, computed by routing from the same input.
+            let t = handoff_ticket(&input, reason);
+            assert_eq!(t.reason_code, reason.code());
+            assert!(t.sla_due > input.context.now);
+        }
         assert_eq!(
             decide(&input),
             case.expect,
