@@ -15,10 +15,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::desk::{Desk, QueueStatus};
-use crate::domain::HandoffTicket;
 use crate::domain::{
     Author, Conversation, ConversationId, ConversationState, Customer, CustomerId, EventKind,
-    IllegalTransition, Lang, NewEvent, NewMessage, OrderId, RouteDecision, Slots, Transition,
+    IllegalTransition, Lang, NewEvent, NewMessage, OrderId, RouteDecision, Slots, Tier, Transition,
 };
 use crate::intents::{Catalog, Role};
 use crate::live::Notifier;
@@ -183,15 +182,6 @@ struct Plan {
     reason: String,
     handoff: Option<HandoffReason>,
     quick_replies: Vec<String>,
-    /// The queue ticket routing computed for the handoff.
-    ticket: Option<HandoffTicket>,
-}
-
-/// Who is asking and when, for routing.
-struct Who<'a> {
-    customer: &'a Customer,
-    recent_contacts_7d: u32,
-    now: chrono::DateTime<Utc>,
 }
 
 /// The conversation as read for a turn.
@@ -240,7 +230,6 @@ impl Plan {
             route: "bot",
             reason: reason.into(),
             handoff: None,
-            ticket: None,
             quick_replies: Vec::new(),
         }
     }
@@ -428,24 +417,14 @@ impl Dialogue {
         }
         let plan = match conv.state {
             ConversationState::Bot => {
-                let recent = self
-                    .store
-                    .conversations_since(&conv.customer_id, now - chrono::Duration::days(7))
-                    .await?;
-                let who = Who {
-                    customer: &customer,
-                    recent_contacts_7d: u32::try_from(recent + i64::from(is_new))
-                        .unwrap_or(u32::MAX),
-                    now,
-                };
-                self.plan(inbound, classification, &mut conv, &who).await
+                self.plan(inbound, classification, &mut conv, customer.tier)
+                    .await
             }
             ConversationState::WaitingForHuman => Plan {
                 replies: vec![canned(Canned::StillWaiting, lang).to_string()],
                 route: "human",
                 reason: "waiting_for_human".into(),
                 handoff: None,
-                ticket: None,
                 quick_replies: Vec::new(),
             },
             ConversationState::WithHuman | ConversationState::Resolved => Plan {
@@ -453,13 +432,29 @@ impl Dialogue {
                 route: "human",
                 reason: "with_human".into(),
                 handoff: None,
-                ticket: None,
                 quick_replies: Vec::new(),
             },
         };
-        if let (Some(reason), Some(ticket)) = (&plan.handoff, &plan.ticket) {
+        if let Some(reason) = &plan.handoff {
             let from = conv.transition(Transition::Handoff)?;
-            conv.ticket = Some(ticket.clone());
+            // Only a handoff pays for the recent-contacts count its ticket needs.
+            let recent = self
+                .store
+                .conversations_since(&conv.customer_id, now - chrono::Duration::days(7))
+                .await?;
+            let ctx = RouteContext {
+                customer: &customer,
+                recent_contacts_7d: u32::try_from(recent + i64::from(is_new)).unwrap_or(u32::MAX),
+                lang,
+                now,
+                routing: &self.routing,
+            };
+            conv.ticket = Some(crate::routing::handoff_ticket(
+                classification,
+                &inbound.text,
+                reason,
+                &ctx,
+            ));
             conv.handoff_reason = Some(reason.code());
             conv.handoff_intent = Some(classification.intent.clone());
             conv.handoff_at = Some(now);
@@ -605,10 +600,9 @@ impl Dialogue {
         inbound: &Inbound,
         c: &Classification,
         conv: &mut Conversation,
-        who: &Who<'_>,
+        tier: Tier,
     ) -> Plan {
         let lang = conv.lang;
-        let tier = who.customer.tier;
         let order_id = tracking::extract_order_id(&inbound.text);
         let slots = conv.slots.clone();
         let input = RouteInput {
@@ -620,13 +614,6 @@ impl Dialogue {
             has_contact_factor: slots.pending_order.is_some()
                 && tracking::has_contact_factor(&inbound.text),
             policy: &self.policy,
-            context: RouteContext {
-                customer: who.customer,
-                recent_contacts_7d: who.recent_contacts_7d,
-                lang,
-                now: who.now,
-                routing: &self.routing,
-            },
         };
         let decision = decide(&input);
         let query = kb::Query {
@@ -656,7 +643,7 @@ impl Dialogue {
                 {
                     return faq_plan(conv, a);
                 }
-                handoff_plan(&input, reason, lang)
+                handoff_plan(reason, lang)
             }
             Decision::Answer(Answer::Smalltalk) => {
                 let reply = match self.catalog.get(&c.intent).and_then(|s| s.role) {
@@ -724,7 +711,7 @@ impl Dialogue {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "order lookup failed; handing off");
-                handoff_plan(input, HandoffReason::LookupUnavailable, lang)
+                handoff_plan(HandoffReason::LookupUnavailable, lang)
             }
         }
     }
@@ -766,7 +753,7 @@ impl Dialogue {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "order lookup failed; handing off");
-                handoff_plan(input, HandoffReason::LookupUnavailable, lang)
+                handoff_plan(HandoffReason::LookupUnavailable, lang)
             }
         }
     }
@@ -816,7 +803,7 @@ fn missed_plan(
     reason: &str,
 ) -> Plan {
     match miss(input) {
-        Decision::Handoff(r) => handoff_plan(input, r, lang),
+        Decision::Handoff(r) => handoff_plan(r, lang),
         _ => {
             conv.slots.misses += 1;
             Plan::bot(canned(reply, lang).to_string(), reason)
@@ -832,7 +819,6 @@ fn faq_plan(conv: &mut Conversation, a: kb::KbAnswer) -> Plan {
         route: "bot",
         reason: a.reason,
         handoff: None,
-        ticket: None,
         quick_replies: a.quick_replies,
     }
 }
@@ -849,9 +835,7 @@ fn with_topics(mut plan: Plan, topics: Vec<String>, lang: Lang) -> Plan {
     plan
 }
 
-/// A handoff, with the ticket routing computes for it.
-fn handoff_plan(input: &RouteInput<'_>, reason: HandoffReason, lang: Lang) -> Plan {
-    let ticket = crate::routing::handoff_ticket(input, &reason);
+fn handoff_plan(reason: HandoffReason, lang: Lang) -> Plan {
     let reply = match reason {
         HandoffReason::Upset => Canned::HandoffUpset,
         HandoffReason::LookupUnavailable => Canned::LookupDown,
@@ -862,7 +846,6 @@ fn handoff_plan(input: &RouteInput<'_>, reason: HandoffReason, lang: Lang) -> Pl
         route: "human",
         reason: reason.code(),
         handoff: Some(reason),
-        ticket: Some(ticket),
         quick_replies: Vec::new(),
     }
 }

@@ -105,22 +105,25 @@ pub struct RouteInput<'a> {
     /// The bot waits for an anonymous shopper's contact detail and the message has one.
     pub has_contact_factor: bool,
     pub policy: &'a BotPolicy,
-    pub context: RouteContext<'a>,
 }
 
-/// The queue ticket for handing this message's conversation off for `reason`: routing decides
-/// the route and, for a handoff, the tier, priority, SLA deadline and team, from the customer,
-/// the clock and the policy. Also used when a handoff is forced after I/O (the order system
-/// is down) or after repeated misses.
-pub fn handoff_ticket(input: &RouteInput<'_>, reason: &HandoffReason) -> HandoffTicket {
-    let c = input.classification;
-    let ctx = &input.context;
+/// The queue ticket for handing a conversation off for `reason` after the message `text`
+/// classified as `c`: routing decides the route and, for a handoff, the tier, priority, SLA
+/// deadline and team, from the customer, the clock and the policy. Called once a handoff is
+/// decided (by `decide`, after repeated misses, or when the order system is down), so the
+/// context's I/O (recent contacts) is only paid for handoffs.
+pub fn handoff_ticket(
+    c: &Classification,
+    text: &str,
+    reason: &HandoffReason,
+    ctx: &RouteContext<'_>,
+) -> HandoffTicket {
     ticket(
         &TicketInput {
             customer: ctx.customer,
             intent: (!c.out_of_scope).then_some(c.intent.as_str()),
             reason_code: &reason.code(),
-            angry: anger::is_upset(input.text),
+            angry: anger::is_upset(text),
             recent_contacts_7d: ctx.recent_contacts_7d,
             lang: ctx.lang,
             now: ctx.now,
@@ -245,19 +248,19 @@ mod tests {
             has_order_number: case.order_no,
             has_contact_factor: case.pending_factor,
             policy: &policy,
-            context: RouteContext {
+        };
+        if let Decision::Handoff(reason) = &case.expect {
+            // A handoff comes with its ticket, computed by routing from the same message.
+            let ctx = RouteContext {
                 customer: &customer,
                 recent_contacts_7d: 1,
                 lang: Lang::En,
                 now: Utc::now(),
                 routing: &routing,
-            },
-        };
-        if let Decision::Handoff(reason) = &case.expect {
-            // A handoff comes with its ticket, computed by routing from the same input.
-            let t = handoff_ticket(&input, reason);
+            };
+            let t = handoff_ticket(&c, case.text, reason, &ctx);
             assert_eq!(t.reason_code, reason.code());
-            assert!(t.sla_due > input.context.now);
+            assert!(t.sla_due > ctx.now);
         }
         assert_eq!(
             decide(&input),
