@@ -141,7 +141,7 @@ impl Application {
             metrics: metrics.clone(),
             routing,
             notifier: notifier.clone(),
-            desk: Some(desk.clone()),
+            desk: desk.clone(),
         }));
         let state = AppState {
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),

@@ -157,7 +157,7 @@ pub struct Deps {
     pub routing: Arc<RoutingPolicy>,
     pub notifier: Arc<Notifier>,
     /// The human queue, for the shopper's place in line.
-    pub desk: Option<Arc<Desk>>,
+    pub desk: Arc<Desk>,
 }
 
 /// The conversation engine.
@@ -495,10 +495,7 @@ impl Dialogue {
             events,
             now,
         } = decided;
-        let queue = match &self.desk {
-            Some(desk) => desk.status(&conv).await.ok().flatten(),
-            None => None,
-        };
+        let queue = self.desk.status(&conv).await.ok().flatten();
         let mut replies = plan.replies.clone();
         if let (Some(q), Some(first)) = (&queue, replies.first_mut()) {
             first.push_str(&queue_sentence(q, conv.lang));

@@ -30,6 +30,14 @@ pub fn clean_line(text: &str) -> String {
         .to_string()
 }
 
+/// A short machine name (channel, team, resolution code): 1 to `max` of `[a-z0-9_-]`.
+pub fn is_slug(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +60,6 @@ mod tests {
         check("👩\u{200D}💻 مرحبا", "👩\u{200D}💻 مرحبا");
         check("\u{85}next", "next");
         assert_eq!(clean_line(" Ann\nLee\t "), "Ann Lee");
+        assert!(is_slug("refunds_2-b", 32) && !is_slug("Refunds", 32) && !is_slug("", 32));
     }
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-use crate::domain::text::clean_line;
+use crate::domain::text::{clean_line, is_slug};
 use crate::domain::{Agent, AgentId, AgentStatus, Lang};
 
 use super::AppState;
@@ -174,11 +174,7 @@ impl ToSchema for Team {}
 fn teams(t: Vec<Team>) -> Result<Vec<String>, ApiError> {
     t.into_iter()
         .map(|Team(t)| {
-            let ok = !t.is_empty()
-                && t.len() <= 32
-                && t.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
-            if ok {
+            if is_slug(&t, 32) {
                 Ok(t)
             } else {
                 Err(ApiError::Unprocessable(

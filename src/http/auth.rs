@@ -70,7 +70,17 @@ impl Tokens {
         id: ConversationId,
         admin_ok: bool,
     ) -> Result<Caller, ApiError> {
-        let t = bearer(headers)?;
+        self.check_conversation(bearer(headers)?, id, admin_ok)
+    }
+
+    /// Checks a presented token (from a header, or a WebSocket's query or subprotocol) against
+    /// the conversation's own token, or the admin token when `admin_ok`.
+    pub fn check_conversation(
+        &self,
+        t: &str,
+        id: ConversationId,
+        admin_ok: bool,
+    ) -> Result<Caller, ApiError> {
         if admin_ok && self.is_admin(t) {
             Ok(Caller::Admin)
         } else if self.opens(t, id) {

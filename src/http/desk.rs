@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::desk::{ClaimOutcome, QueueStatus, TransferTo};
-use crate::domain::text::clean;
+use crate::domain::text::is_slug;
 use crate::domain::{AgentId, Author, Conversation, ConversationId, HandoffTicket};
 
 use super::AppState;
@@ -17,7 +17,7 @@ use super::agents::AgentCaller;
 use super::customers::CustomerBody;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Json, Path};
-use super::messages::{ConversationOut, conversation_out};
+use super::messages::{ConversationOut, conversation_out, parse_text};
 
 /// A customer as agents see them in the queue.
 #[derive(Debug, Serialize, ToSchema)]
@@ -283,19 +283,9 @@ pub struct Stored {
     pub message_id: i64,
 }
 
+/// Agent texts are checked like shopper texts, up to 4000 characters.
 fn text(t: &str) -> Result<String, ApiError> {
-    if t.chars().count() > 4000 {
-        return Err(ApiError::Unprocessable(
-            "text is longer than 4000 characters".into(),
-        ));
-    }
-    let t = clean(t).trim().to_string();
-    if t.is_empty() {
-        return Err(ApiError::Unprocessable(
-            "text must have a visible character".into(),
-        ));
-    }
-    Ok(t)
+    parse_text(t, 4000)
 }
 
 /// Reply to the shopper (only the agent holding the conversation).
@@ -386,15 +376,7 @@ pub async fn transfer(
                 .ok_or(ApiError::NotFound("agent"))?;
             (TransferTo::Agent(a), Some(target))
         }
-        (None, Some(t))
-            if !t.is_empty()
-                && t.len() <= 32
-                && t.chars().all(|c| {
-                    c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-'
-                }) =>
-        {
-            (TransferTo::Team(t), None)
-        }
+        (None, Some(t)) if is_slug(&t, 32) => (TransferTo::Team(t), None),
         _ => {
             return Err(ApiError::Unprocessable(
                 "give exactly one of agent_id or team ([a-z0-9_-]{1,32})".into(),
@@ -448,12 +430,7 @@ pub async fn resolve(
     Json(body): Json<ResolveBody>,
 ) -> Result<axum::Json<ActionOut>, ApiError> {
     let id = conversation_id(&id)?;
-    let ok = !body.code.is_empty()
-        && body.code.len() <= 64
-        && body
-            .code
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    let ok = is_slug(&body.code, 64);
     if !ok {
         return Err(ApiError::Unprocessable("code is 1-64 of [a-z0-9_-]".into()));
     }

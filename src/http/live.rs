@@ -19,6 +19,9 @@ use super::agents::token_hash;
 use super::error::ApiError;
 use super::extract::Path;
 
+/// How often a waiting shopper's place in line is recomputed without a local commit.
+const POSITION_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Query parameters of a live connection.
 #[derive(Debug, Deserialize)]
 pub struct LiveQuery {
@@ -65,14 +68,7 @@ pub async fn conversation_events(
 ) -> Result<Response, ApiError> {
     let t = token(&q, &headers)?;
     let id = ConversationId::parse(&id).map_err(|_| ApiError::Forbidden)?;
-    let mut h = HeaderMap::new();
-    h.insert(
-        axum::http::header::AUTHORIZATION,
-        format!("Bearer {t}")
-            .parse()
-            .map_err(|_| ApiError::Unauthorized)?,
-    );
-    state.tokens.require_conversation(&h, id, true)?;
+    state.tokens.check_conversation(&t, id, true)?;
     let after = q.after.unwrap_or(0).max(0);
     let ws = ws.protocols(["bearer"]);
     Ok(ws.on_upgrade(move |socket| pump(state, socket, EventFilter::Shopper(id), after, Some(id))))
@@ -115,6 +111,8 @@ async fn pump(
 ) {
     let mut wake = state.notifier.subscribe();
     let mut last_position = None;
+    let mut position_seen = -1;
+    let mut position_at = std::time::Instant::now();
     let mut last_touch = std::time::Instant::now();
     loop {
         // On shutdown, close so that clients reconnect to a live instance.
@@ -145,9 +143,17 @@ async fn pump(
             }
             after = e.seq;
         }
+        // The place in line moves when anything in the queue changes: recompute it after a
+        // commit in this instance, and every few seconds for commits elsewhere, not on every
+        // poll.
+        let committed = *wake.borrow();
+        let due = committed != position_seen || position_at.elapsed() >= POSITION_REFRESH;
         if let Some(id) = shopper
+            && due
             && let Ok(Some(c)) = state.store.conversation(id).await
         {
+            position_seen = committed;
+            position_at = std::time::Instant::now();
             let status = if c.state == ConversationState::WaitingForHuman {
                 state.desk.status(&c).await.ok().flatten()
             } else {

@@ -7,7 +7,7 @@ use tracing::Instrument;
 use utoipa::ToSchema;
 
 use crate::dialogue::{Inbound, Target, TurnResult};
-use crate::domain::text::clean;
+use crate::domain::text::{clean, is_slug};
 use crate::domain::{Author, ConversationId, ConversationState, CustomerId};
 
 use super::AppState;
@@ -104,11 +104,7 @@ pub struct MessageResponse {
 
 fn parse_channel(c: Option<String>) -> Result<String, ApiError> {
     let c = c.unwrap_or_else(|| "api".into());
-    let ok = !c.is_empty()
-        && c.len() <= 32
-        && c.chars()
-            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-' || ch == '_');
-    if ok {
+    if is_slug(&c, 32) {
         Ok(c)
     } else {
         Err(ApiError::Unprocessable(
@@ -135,7 +131,7 @@ fn parse_client_message_id(k: Option<String>) -> Result<Option<String>, ApiError
 }
 
 /// The message text as stored: length checked as sent, controls removed, ends trimmed.
-fn parse_text(text: &str, max_chars: usize) -> Result<String, ApiError> {
+pub(super) fn parse_text(text: &str, max_chars: usize) -> Result<String, ApiError> {
     if text.chars().count() > max_chars {
         return Err(ApiError::Unprocessable(format!(
             "text is longer than {max_chars} characters"
