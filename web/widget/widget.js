@@ -36,8 +36,8 @@
       waiting: "Waiting for a person",
       waitingHint: "A member of our team will join this chat shortly. You can keep writing.",
       position: function (p, m) {
-        var mins = m <= 1 ? "about 1 minute" : "about " + m + " minutes";
-        return p <= 1 ? "You are next in line, " + mins + "." : "You are number " + p + " in line, " + mins + ".";
+        var mins = m === null ? "" : m <= 1 ? ", about 1 minute" : ", about " + m + " minutes";
+        return p <= 1 ? "You are next in line" + mins + "." : "You are number " + p + " in line" + mins + ".";
       },
       withAgent: function (n) { return n ? n + " joined the chat" : "You are chatting with our team"; },
       resolved: "This conversation is resolved.",
@@ -75,8 +75,8 @@
       waiting: "正在为您转接人工客服",
       waitingHint: "客服人员马上就来，您可以继续留言。",
       position: function (p, m) {
-        var mins = "预计等待约 " + Math.max(1, m) + " 分钟";
-        return p <= 1 ? "下一位就是您，" + mins + "。" : "您前面还有 " + (p - 1) + " 位，" + mins + "。";
+        var mins = m === null ? "" : "，预计等待约 " + Math.max(1, m) + " 分钟";
+        return p <= 1 ? "下一位就是您" + mins + "。" : "您前面还有 " + (p - 1) + " 位" + mins + "。";
       },
       withAgent: function (n) { return n ? n + " 已加入对话" : "人工客服正在为您服务"; },
       resolved: "本次对话已结束。",
@@ -372,7 +372,11 @@
       var self = this;
       var lines = [];
       if (this.state === "waiting_for_human") {
-        lines = [T.waiting, this.queue && this.queue.position ? T.position(this.queue.position, Math.ceil((this.queue.expected_wait_seconds || 0) / 60)) : T.waitingHint];
+        lines = [T.waiting, this.queue && this.queue.position ? T.position(
+          this.queue.position,
+          // No agent online: say where they are, not a made-up wait.
+          this.queue.expected_wait_seconds == null ? null : Math.ceil(this.queue.expected_wait_seconds / 60)
+        ) : T.waitingHint];
       } else if (this.state === "with_human") {
         lines = [T.withAgent(this.agent && this.agent.name)];
       } else if (this.state === "resolved") {
