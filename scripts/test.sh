@@ -27,6 +27,14 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
     chromium chromium-driver fonts-noto-cjk
 fi
 
+# PostgreSQL serves the scale-out tests (each creates and drops its own databases); start the
+# machine's cluster when it is down. Tests that need it fail when it cannot be reached.
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && [ -d /etc/postgresql ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+
 cargo fmt --all -- --check
 cargo build --release --locked
 "$CARGO_TARGET_DIR/release/switchboard" models fetch multilingual-e5-small all-minilm-l6-v2

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use rand::RngCore;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
@@ -27,14 +26,30 @@ use crate::nlu::service::ClassifierService;
 use crate::orders::http::{HttpOrders, HttpOrdersConfig};
 use crate::orders::{OrderProvider, StoreOrders};
 use crate::routing::RoutingPolicy;
-use crate::settings::{Secret, Settings};
+use crate::settings::Settings;
 use crate::store::Store;
-use crate::store::sqlite::SqliteStore;
+use crate::store::backend::Backend;
+
+mod keys;
 
 /// A built, bound, not yet serving application.
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    /// Background tasks (the commit listener on a shared database), stopped with the app.
+    background: Background,
+}
+
+/// Tasks that live as long as the application and are aborted when it goes.
+#[derive(Default)]
+struct Background(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 /// Loads the configured classifier (fetching the encoder and training the product head
@@ -68,11 +83,16 @@ impl Application {
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(&settings.data_dir)
+        let backend = match &settings.database_url {
+            Some(url) => Backend::open(Some(url.expose()), &settings.data_dir)
+                .await
+                .context("connecting to PostgreSQL (--database-url)")?,
+            None => Backend::open(None, &settings.data_dir)
                 .await
                 .with_context(|| format!("opening storage in {}", settings.data_dir.display()))?,
-        );
+        };
+        tracing::info!(backend = backend.name(), "store ready");
+        let store = backend.store();
         if let Some(demo) = &settings.demo_dir {
             seed_demo(store.as_ref(), demo).await?;
         }
@@ -106,10 +126,12 @@ impl Application {
         };
         let admin = match &settings.admin_token {
             Some(t) => t.clone(),
-            None => load_or_create_admin_token(&settings.data_dir)?,
+            None => keys::admin_token(&backend, &settings.data_dir).await?,
         };
-        let key = load_or_create_key(&settings.data_dir)?;
-        let identity = Arc::new(IdentityVerifier::new(resolve_identity_secret(&settings)?));
+        let key = keys::token_key(&backend, &settings.data_dir).await?;
+        let identity = Arc::new(IdentityVerifier::new(
+            keys::identity_secret(&backend, &settings).await?,
+        ));
         if !identity.is_configured() {
             tracing::warn!(
                 "no identity secret: every shopper is anonymous (set SWITCHBOARD_IDENTITY_SECRET)"
@@ -125,6 +147,9 @@ impl Application {
             .check_intents(catalog.intents.iter().map(|i| i.name.as_str()))
             .context("the routing policy names an unknown intent")?;
         let notifier = Arc::new(Notifier::default());
+        // Commits by other instances on a shared database wake this one's live connections.
+        let wake = notifier.clone();
+        let commit_listener = backend.listen(Arc::new(move |seq| wake.committed(seq)));
         let desk = Arc::new(Desk {
             store: store.clone(),
             policy: routing.clone(),
@@ -156,7 +181,11 @@ impl Application {
             metrics,
             shutting_down: Arc::new(AtomicBool::new(false)),
         };
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            state,
+            background: Background(commit_listener.into_iter().collect()),
+        })
     }
 
     /// The bound address (port 0 resolved).
@@ -185,7 +214,8 @@ impl Application {
         // to the queue. Every instance may run it: each return is a conditional write.
         let desk = self.state.desk.clone();
         let every = Duration::from_secs(self.state.settings.sweep_interval_secs.max(1));
-        let sweeper = tokio::spawn(async move {
+        let mut background = self.background;
+        background.0.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -196,17 +226,17 @@ impl Application {
                     Err(e) => tracing::warn!(error = %e, "queue sweep failed"),
                 }
             }
-        });
+        }));
         let app = router(self.state);
         let server = axum::serve(self.listener, app).with_graceful_shutdown(signal);
         let server = tokio::spawn(async move { server.await });
         tokio::pin!(server);
         tokio::select! {
-            r = &mut server => { sweeper.abort(); r??; return Ok(()); }
+            r = &mut server => { drop(background); r??; return Ok(()); }
             _ = rx => {}
         }
         let finished = tokio::time::timeout(grace, &mut server).await;
-        sweeper.abort();
+        drop(background);
         match finished {
             Ok(r) => r??,
             Err(_) => tracing::warn!("in-flight requests did not finish within {grace:?}"),
@@ -255,64 +285,4 @@ async fn seed_demo(store: &dyn Store, dir: &Path) -> anyhow::Result<()> {
     };
     tracing::info!(customers = cs.len(), orders = n, "seeded demo data");
     Ok(())
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    Ok(())
-}
-
-/// The key of conversation tokens, created once per data directory.
-fn load_or_create_key(dir: &Path) -> anyhow::Result<Vec<u8>> {
-    let path = dir.join("token.key");
-    if !path.exists() {
-        let mut key = vec![0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut key);
-        write_private(&path, &key)?;
-    }
-    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
-}
-
-/// The identity secret: the configured one; in demo mode without one, a secret generated once
-/// into `data_dir/identity-secret` (the demo page and `switchboard sign-customer` use it);
-/// otherwise none, and every shopper is anonymous.
-pub fn resolve_identity_secret(settings: &Settings) -> anyhow::Result<Option<Secret>> {
-    if let Some(s) = &settings.identity_secret {
-        return Ok(Some(s.clone()));
-    }
-    let path = settings.data_dir.join("identity-secret");
-    if settings.demo_dir.is_none() && !path.exists() {
-        return Ok(None);
-    }
-    std::fs::create_dir_all(&settings.data_dir)
-        .with_context(|| format!("creating {}", settings.data_dir.display()))?;
-    load_or_create_secret_file(&path).map(Some)
-}
-
-/// The admin token when none is configured: generated once into `data_dir/admin-token`.
-fn load_or_create_admin_token(dir: &Path) -> anyhow::Result<Secret> {
-    load_or_create_secret_file(&dir.join("admin-token"))
-}
-
-/// A random URL-safe secret kept in a private file, generated on first use.
-fn load_or_create_secret_file(path: &Path) -> anyhow::Result<Secret> {
-    if !path.exists() {
-        let mut raw = [0u8; 24];
-        rand::rngs::OsRng.fill_bytes(&mut raw);
-        let token = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, raw);
-        write_private(path, token.as_bytes())?;
-        tracing::info!(path = %path.display(), "generated a secret (not logged; read it from the file)");
-    }
-    let token =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(Secret::new(token.trim()))
 }

@@ -11,8 +11,7 @@ use switchboard::nlu::head::HeadParams;
 use switchboard::nlu::progress::Progress;
 use switchboard::nlu::train::TrainOptions;
 use switchboard::settings::{FileSettings, OrderSettings, Secret, Settings};
-use switchboard::store::sqlite::SqliteStore;
-use switchboard::store::{CustomerStore, OrderStore};
+use switchboard::store::backend::Backend;
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +26,33 @@ struct Cli {
     command: Command,
 }
 
+/// Where the store lives, for commands that open it directly.
+#[derive(clap::Args)]
+struct DatabaseOptions {
+    /// Data directory holding the embedded database.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_DATA_DIR",
+        default_value = "data",
+        global = true
+    )]
+    data_dir: PathBuf,
+    /// `postgres://…` to use the shared PostgreSQL database instead.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_DATABASE_URL",
+        hide_env_values = true,
+        global = true
+    )]
+    database_url: Option<String>,
+}
+
+impl DatabaseOptions {
+    async fn open(&self) -> anyhow::Result<Backend> {
+        Ok(Backend::open(self.database_url.as_deref(), &self.data_dir).await?)
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the chat service (HTTP API, classifier, knowledge base) on the embedded defaults.
@@ -35,14 +61,14 @@ enum Command {
     Import {
         #[command(subcommand)]
         what: ImportWhat,
-        /// Data directory holding the embedded database.
-        #[arg(
-            long,
-            env = "SWITCHBOARD_DATA_DIR",
-            default_value = "data",
-            global = true
-        )]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        db: DatabaseOptions,
+    },
+    /// Create or upgrade the database schema (SQLite in the data directory, or PostgreSQL with
+    /// --database-url) and exit; `serve` runs the same migrations at start.
+    Migrate {
+        #[command(flatten)]
+        db: DatabaseOptions,
     },
     /// Train the product classifier from training-data/ and intents/ into models/.
     Train {
@@ -149,6 +175,10 @@ struct ServeArgs {
     /// Data directory for the embedded database and generated keys [default: data].
     #[arg(long, env = "SWITCHBOARD_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// `postgres://user@host/db`: share one PostgreSQL database between several instances
+    /// (migrations run at start). Unset: the embedded SQLite store in the data directory.
+    #[arg(long, env = "SWITCHBOARD_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
     /// Folder of knowledge-base articles [default: kb].
     #[arg(long, env = "SWITCHBOARD_KB_DIR")]
     kb_dir: Option<PathBuf>,
@@ -240,6 +270,7 @@ impl ServeArgs {
         let flags = FileSettings {
             listen: self.listen,
             data_dir: self.data_dir,
+            database_url: self.database_url.map(Secret::new),
             kb_dir: self.kb_dir,
             demo_dir: self.demo_dir,
             demo: self.no_demo.then_some(false),
@@ -359,10 +390,18 @@ fn main() -> anyhow::Result<()> {
                 app.run_until_stopped().await
             })?;
         }
-        Command::Import { what, data_dir } => {
+        Command::Migrate { db } => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async {
-                let store = SqliteStore::open(&data_dir).await?;
+                let backend = db.open().await?;
+                println!("{} schema is up to date", backend.name());
+                anyhow::Ok(())
+            })?;
+        }
+        Command::Import { what, db } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async {
+                let store = db.open().await?.store();
                 let n = match what {
                     ImportWhat::Customers { file } => {
                         store.upsert_customers(&import::customers(&file)?).await?

@@ -46,6 +46,9 @@ pub struct OrderSettings {
 pub struct Settings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// `postgres://…`: the shared PostgreSQL store several instances can run on. Unset: the
+    /// embedded SQLite store in `data_dir`.
+    pub database_url: Option<Secret>,
     pub models_dir: PathBuf,
     pub encoder: String,
     pub head: String,
@@ -85,6 +88,7 @@ impl Default for Settings {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("data"),
+            database_url: None,
             models_dir: PathBuf::from("models"),
             encoder: crate::models::DEFAULT_ENCODER.into(),
             head: "switchboard".into(),
@@ -116,6 +120,7 @@ impl Default for Settings {
 pub struct FileSettings {
     pub listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
+    pub database_url: Option<Secret>,
     pub models_dir: Option<PathBuf>,
     pub encoder: Option<String>,
     pub head: Option<String>,
@@ -204,6 +209,9 @@ impl Settings {
         }
         if f.admin_token.is_some() {
             self.admin_token = f.admin_token;
+        }
+        if f.database_url.is_some() {
+            self.database_url = f.database_url;
         }
         if f.agents_file.is_some() {
             self.agents_file = f.agents_file;

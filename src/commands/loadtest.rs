@@ -18,9 +18,10 @@ use serde_json::{Value, json};
 /// Options of `switchboard loadtest`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoadtestArgs {
-    /// Base URL of the running server.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    pub url: String,
+    /// Base URL of the running server; several (repeated or comma-separated) spread the
+    /// shoppers and agents over instances sharing one database, round-robin.
+    #[arg(long, default_value = "http://127.0.0.1:8080", value_delimiter = ',')]
+    pub url: Vec<String>,
     /// Simulated shoppers, each with one request in flight at a time.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
@@ -309,7 +310,13 @@ pub async fn run(args: &LoadtestArgs) -> anyhow::Result<Vec<StepReport>> {
     let measured = Duration::from_secs(args.duration.max(1));
     let start = Instant::now();
     let (counted_from, until) = (start + warmup, start + warmup + measured);
-    let base = args.url.trim_end_matches('/').to_string();
+    let bases: Vec<String> = args
+        .url
+        .iter()
+        .map(|u| u.trim_end_matches('/').to_string())
+        .collect();
+    anyhow::ensure!(!bases.is_empty(), "--url names no server");
+    let base = bases[0].clone();
     let agent_tokens = if args.agents > 0 {
         let admin = match &args.admin_token {
             Some(t) => t.clone(),
@@ -326,7 +333,7 @@ pub async fn run(args: &LoadtestArgs) -> anyhow::Result<Vec<StepReport>> {
     for i in 0..args.concurrency.max(1) {
         let customer = customers[i % customers.len()].clone();
         let mut shopper = Shopper::new(
-            &args.url,
+            &bases[i % bases.len()],
             customer.clone(),
             hash(&customer),
             texts.clone(),
@@ -340,9 +347,9 @@ pub async fn run(args: &LoadtestArgs) -> anyhow::Result<Vec<StepReport>> {
         };
         actors.push(Box::new(shopper));
     }
-    for token in agent_tokens {
+    for (j, token) in agent_tokens.into_iter().enumerate() {
         actors.push(Box::new(AgentWorker {
-            base: base.clone(),
+            base: bases[j % bases.len()].clone(),
             token,
             holding: None,
         }));
@@ -410,7 +417,10 @@ pub fn main(args: LoadtestArgs) -> anyhow::Result<()> {
     }
     println!(
         "{} for {} s, concurrency {}, {} message(s) per conversation",
-        args.url, args.duration, args.concurrency, args.turns
+        args.url.join(" + "),
+        args.duration,
+        args.concurrency,
+        args.turns
     );
     for r in &reports {
         println!(

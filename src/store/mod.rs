@@ -4,6 +4,8 @@
 //! (`tests/api/store_suite.rs`). Row structs in `rows.rs` are shared by backends, so a backend
 //! only writes SQL.
 
+pub mod backend;
+pub mod postgres;
 pub mod rows;
 pub mod sqlite;
 

@@ -11,11 +11,17 @@ use crate::helpers::{ADMIN, IDENTITY, root, signed};
 
 /// Starts `switchboard serve` on port 0 and returns it with its base URL.
 fn start(data_dir: &std::path::Path) -> (Child, String) {
+    start_with(data_dir, &[])
+}
+
+/// Starts `switchboard serve` on port 0 with extra arguments.
+pub(crate) fn start_with(data_dir: &std::path::Path, extra: &[&str]) -> (Child, String) {
     let r = root();
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .current_dir(&r)
         .args(["serve", "--listen", "127.0.0.1:0", "--admin-token", ADMIN])
         .args(["--identity-secret", IDENTITY])
+        .args(extra)
         .arg("--data-dir")
         .arg(data_dir)
         .env("RUST_LOG", "info")

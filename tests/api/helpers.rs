@@ -247,3 +247,62 @@ pub async fn assert_error(resp: reqwest::Response, status: u16, code: &str) {
         "{body}"
     );
 }
+
+/// The PostgreSQL server the tests use (`SWITCHBOARD_TEST_POSTGRES`, default the machine's
+/// local server with trust auth). Tests that need it fail, not skip, when it is unreachable.
+pub fn postgres_server() -> String {
+    std::env::var("SWITCHBOARD_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_string())
+}
+
+/// A fresh, empty PostgreSQL database for one test, dropped when this goes out of scope.
+pub struct PgDatabase {
+    pub url: String,
+    name: String,
+}
+
+impl PgDatabase {
+    pub async fn create() -> Self {
+        use sqlx::Connection;
+        let name = format!("switchboard_test_{}", uuid::Uuid::new_v4().simple());
+        let server = postgres_server();
+        let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
+            .await
+            .unwrap_or_else(|e| {
+                panic!("PostgreSQL at {server} is needed by this test (start it: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start): {e}")
+            });
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("test database created");
+        Self {
+            url: format!("{server}/{name}"),
+            name,
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let server = postgres_server();
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime: use a thread of our own to wait for the drop.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                use sqlx::Connection;
+                if let Ok(mut admin) =
+                    sqlx::PgConnection::connect(&format!("{server}/postgres")).await
+                {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut admin)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}

@@ -13,4 +13,5 @@ mod identity;
 mod kb_answers;
 mod order_api;
 mod queue;
+mod scale_out;
 mod store_suite;

@@ -1,18 +1,29 @@
-//! The storage contract, run against the embedded backend. A new backend (PostgreSQL on the
-//! roadmap) must pass the same functions.
+//! The storage contract. Every function here runs against both backends — the embedded
+//! SQLite store and PostgreSQL (a fresh database per test) — through the `Store` traits only:
+//! turns and idempotency, conflicts, customers, orders, agents, claims and capacity, the
+//! queue queries, ratings and the event log, including what concurrent writers may and may
+//! not do.
 
-use chrono::Utc;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::{Duration, SubsecRound, Utc};
 use switchboard::domain::{
-    Author, Conversation, ConversationId, ConversationState, Customer, CustomerId, Lang,
-    NewMessage, Slots, Tier,
+    Agent, AgentId, AgentStatus, Author, Conversation, ConversationId, ConversationState, Customer,
+    CustomerId, EventKind, HandoffTicket, Lang, NewEvent, NewMessage, Slots, Tier,
 };
-use switchboard::store::sqlite::SqliteStore;
+use switchboard::store::backend::Backend;
 #[allow(unused_imports)]
-use switchboard::store::{ConversationStore, CustomerStore, EventStore};
+use switchboard::store::{
+    AgentStore, ConversationStore, CustomerStore, EventFilter, EventStore, OrderStore,
+};
 use switchboard::store::{IdempotencyRecord, Store, StoreError, Turn};
 
+use crate::helpers::{PgDatabase, root};
+
 fn conversation(customer: &CustomerId) -> Conversation {
-    let now = Utc::now();
+    // Both backends keep microseconds.
+    let now = Utc::now().trunc_subsecs(6);
     Conversation {
         id: ConversationId::new(),
         customer_id: customer.clone(),
@@ -44,7 +55,7 @@ fn message(author: Author, text: &str) -> NewMessage {
     NewMessage {
         author,
         text: text.into(),
-        at: Utc::now(),
+        at: Utc::now().trunc_subsecs(6),
         channel: "api".into(),
         intent: Some("greeting".into()),
         confidence: Some(0.75),
@@ -57,7 +68,7 @@ fn message(author: Author, text: &str) -> NewMessage {
     }
 }
 
-async fn turns_are_atomic_and_idempotent(store: &dyn Store) {
+async fn turns_are_atomic_and_idempotent(store: Arc<dyn Store>) {
     let customer = CustomerId::parse("c-9").unwrap();
     let mut conv = conversation(&customer);
     let idem = IdempotencyRecord {
@@ -148,7 +159,7 @@ async fn turns_are_atomic_and_idempotent(store: &dyn Store) {
     );
 }
 
-async fn customers_upsert(store: &dyn Store) {
+async fn customers_upsert(store: Arc<dyn Store>) {
     let mut c = Customer::unknown(CustomerId::parse("c-7").unwrap(), Lang::En);
     c.tier = Tier::Gold;
     c.tags = vec!["x".into()];
@@ -165,15 +176,528 @@ async fn customers_upsert(store: &dyn Store) {
     assert_eq!(store.customer_count().await.unwrap(), 1);
 }
 
-#[tokio::test]
-async fn sqlite_store_passes_the_suite() {
+fn agent(id: &str, capacity: u32) -> Agent {
+    Agent {
+        id: AgentId::parse(id).unwrap(),
+        name: format!("Agent {id}"),
+        languages: vec![Lang::En, Lang::Zh],
+        teams: vec!["general".into()],
+        capacity,
+        status: AgentStatus::Online,
+        created_at: Utc::now().trunc_subsecs(6),
+        last_seen_at: None,
+    }
+}
+
+fn ticket(team: &str, due_in_minutes: i64) -> HandoffTicket {
+    HandoffTicket {
+        reason_code: "ask_for_human".into(),
+        tier: "regular".into(),
+        priority: 1,
+        sla_due: (Utc::now() + Duration::minutes(due_in_minutes)).trunc_subsecs(6),
+        sla_seconds: due_in_minutes * 60,
+        team: team.into(),
+        lang: Lang::En,
+        signals: vec![],
+        breached_at: None,
+    }
+}
+
+/// Stores a new conversation waiting for a human in `team`.
+async fn waiting_conversation(
+    store: &dyn Store,
+    customer: &str,
+    team: &str,
+    due: i64,
+) -> Conversation {
+    let mut c = conversation(&CustomerId::parse(customer).unwrap());
+    c.state = ConversationState::WaitingForHuman;
+    c.handoff_at = Some(c.created_at);
+    c.ticket = Some(ticket(team, due));
+    let turn = Turn {
+        is_new: true,
+        messages: vec![message(Author::Shopper, "a person please")],
+        events: vec![NewEvent::internal(
+            EventKind::QueueChanged,
+            serde_json::json!({"entered": true}),
+        )],
+        ..Turn::update(c.clone())
+    };
+    store.record_turn(&turn).await.unwrap();
+    c
+}
+
+/// The turn of `agent` taking `c` (as the desk builds it).
+fn claim_turn(c: &Conversation, agent: &Agent) -> Turn {
+    let mut next = c.clone();
+    next.state = ConversationState::WithHuman;
+    next.agent_id = Some(agent.id.clone());
+    next.assigned_at = Some(Utc::now().trunc_subsecs(6));
+    Turn {
+        events: vec![NewEvent::internal(
+            EventKind::Assigned,
+            serde_json::json!({"agent": agent.id.as_str()}),
+        )],
+        capacity_guard: Some((agent.id.clone(), agent.capacity)),
+        ..Turn::update(next)
+    }
+}
+
+async fn orders_upsert_and_lookup(store: Arc<dyn Store>) {
+    let orders = switchboard::import::orders(&root().join("demo/orders.json")).unwrap();
+    assert!(orders.len() >= 3);
+    assert_eq!(store.upsert_orders(&orders).await.unwrap(), orders.len());
+    // Upserting again replaces, never duplicates.
+    store.upsert_orders(&orders).await.unwrap();
+    let first = &orders[0];
+    assert_eq!(
+        store.order(&first.order_id).await.unwrap().as_ref(),
+        Some(first)
+    );
+    let mine = store.orders_of(&first.customer_id, 100).await.unwrap();
+    let expected = orders
+        .iter()
+        .filter(|o| o.customer_id == first.customer_id)
+        .count();
+    assert_eq!(mine.len(), expected);
+    assert!(
+        mine.windows(2)
+            .all(|w| w[0].order_id.as_str() >= w[1].order_id.as_str()),
+        "newest first"
+    );
+    assert_eq!(
+        store.orders_of(&first.customer_id, 1).await.unwrap().len(),
+        1
+    );
+    assert!(
+        store
+            .order(&switchboard::domain::OrderId::parse("19990101-0001").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn agents_lifecycle(store: Arc<dyn Store>) {
+    let mut a = agent("ana", 3);
+    store.create_agent(&a, "hash-ana").await.unwrap();
+    assert!(matches!(
+        store.create_agent(&a, "hash-other").await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert_eq!(store.agent(&a.id).await.unwrap().unwrap(), a);
+    assert_eq!(
+        store
+            .agent_by_token_hash("hash-ana")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        a.id
+    );
+    assert!(store.agent_by_token_hash("nope").await.unwrap().is_none());
+    a.status = AgentStatus::Away;
+    a.teams.push("quality".into());
+    a.capacity = 5;
+    assert!(store.update_agent(&a).await.unwrap());
+    let seen = Utc::now().trunc_subsecs(6);
+    store.touch_agent(&a.id, seen).await.unwrap();
+    let stored = store.agent(&a.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, AgentStatus::Away);
+    assert_eq!(stored.teams, a.teams);
+    assert_eq!(stored.last_seen_at, Some(seen));
+    store
+        .create_agent(&agent("bo", 1), "hash-bo")
+        .await
+        .unwrap();
+    let ids: Vec<String> = store
+        .agents()
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| a.id.to_string())
+        .collect();
+    assert_eq!(ids, ["ana", "bo"]);
+    assert!(store.delete_agent(&a.id).await.unwrap());
+    assert!(!store.delete_agent(&a.id).await.unwrap());
+    assert!(!store.update_agent(&a).await.unwrap());
+}
+
+/// Ten writers compute a change from the same version at once: exactly one commits.
+async fn concurrent_updates_conflict(store: Arc<dyn Store>) {
+    let c = waiting_conversation(store.as_ref(), "c-1", "general", 10).await;
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let store = store.clone();
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            let turn = Turn {
+                messages: vec![message(Author::Shopper, &format!("writer {i}"))],
+                ..Turn::update(c)
+            };
+            store.record_turn(&turn).await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(StoreError::Conflict) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(ok, 1);
+    assert_eq!(store.messages(c.id).await.unwrap().len(), 2);
+    assert_eq!(store.conversation(c.id).await.unwrap().unwrap().version, 1);
+}
+
+/// The same retry key from many requests at once: one stores, the others are told.
+async fn concurrent_retry_keys_store_once(store: Arc<dyn Store>) {
+    let customer = CustomerId::parse("c-2").unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        let customer = customer.clone();
+        tasks.push(tokio::spawn(async move {
+            let c = conversation(&customer);
+            let turn = Turn {
+                is_new: true,
+                messages: vec![message(Author::Shopper, "hi")],
+                idempotency: Some(IdempotencyRecord {
+                    scope: format!("customer:{customer}"),
+                    client_message_id: "same".into(),
+                    request_hash: "h".into(),
+                    conversation_id: c.id,
+                    response: serde_json::json!({"conversation_id": c.id.to_string()}),
+                }),
+                ..Turn::update(c)
+            };
+            store.record_turn(&turn).await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(StoreError::DuplicateKey) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(ok, 1);
+    let since = Utc::now() - Duration::hours(1);
+    assert_eq!(
+        store.conversations_since(&customer, since).await.unwrap(),
+        1,
+        "the losers wrote nothing"
+    );
+}
+
+/// Many agents claim at once: each conversation goes to one agent, nobody over capacity.
+async fn claims_respect_capacity_and_exclusivity(store: Arc<dyn Store>) {
+    let mut convs = Vec::new();
+    for i in 0..12 {
+        convs.push(waiting_conversation(store.as_ref(), &format!("c-{i}"), "general", 5 + i).await);
+    }
+    let agents: Vec<Agent> = (0..4).map(|i| agent(&format!("a{i}"), 2)).collect();
+    for a in &agents {
+        store.create_agent(a, &format!("h-{}", a.id)).await.unwrap();
+    }
+    // Every agent tries every conversation, all at once.
+    let mut tasks = Vec::new();
+    for a in &agents {
+        for c in &convs {
+            let store = store.clone();
+            let turn = claim_turn(c, a);
+            let id = a.id.clone();
+            tasks.push(tokio::spawn(async move {
+                (id, turn.conversation.id, store.record_turn(&turn).await)
+            }));
+        }
+    }
+    let mut won = HashSet::new();
+    let mut per_agent = std::collections::HashMap::<AgentId, u32>::new();
+    for t in tasks {
+        let (agent, conv, r) = t.await.unwrap();
+        match r {
+            Ok(_) => {
+                assert!(won.insert(conv), "{conv} claimed twice");
+                *per_agent.entry(agent).or_default() += 1;
+            }
+            Err(StoreError::Conflict | StoreError::OverCapacity) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(won.len(), 8, "4 agents × capacity 2");
+    assert!(per_agent.values().all(|&n| n == 2), "{per_agent:?}");
+    for a in &agents {
+        assert_eq!(store.held_by(&a.id).await.unwrap().len(), 2);
+    }
+    let waiting = store.waiting(100).await.unwrap();
+    assert_eq!(waiting.len(), 4);
+    assert!(waiting.windows(2).all(|w| w[0].ticket.as_ref().unwrap().sla_due <= w[1].ticket.as_ref().unwrap().sla_due), "earliest deadline first");
+    assert_eq!(store.waiting(2).await.unwrap().len(), 2);
+    // Nobody answered yet: all eight are unanswered since a moment from now.
+    let later = Utc::now() + Duration::seconds(5);
+    assert_eq!(store.unanswered_since(later).await.unwrap().len(), 8);
+    assert!(
+        store
+            .unanswered_since(Utc::now() - Duration::hours(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn ratings_once_and_handle_times(store: Arc<dyn Store>) {
+    let a = agent("rater", 2);
+    store.create_agent(&a, "h-rater").await.unwrap();
+    let c = waiting_conversation(store.as_ref(), "c-5", "general", 5).await;
+    let claim = claim_turn(&c, &a);
+    store.record_turn(&claim).await.unwrap();
+    let mut held = store.conversation(c.id).await.unwrap().unwrap();
+    let event = || NewEvent::public(EventKind::CsatReceived, serde_json::json!({"score": 5}));
+    // Not resolved yet: no rating.
+    assert!(!store.set_csat(c.id, 5, None, event()).await.unwrap());
+    held.state = ConversationState::Resolved;
+    held.resolution = Some("solved".into());
+    held.updated_at = Utc::now().trunc_subsecs(6);
+    store.record_turn(&Turn::update(held)).await.unwrap();
+    assert!(
+        store
+            .set_csat(c.id, 5, Some("great"), event())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store.set_csat(c.id, 1, None, event()).await.unwrap(),
+        "rated once"
+    );
+    let stored = store.conversation(c.id).await.unwrap().unwrap();
+    assert_eq!(stored.csat_score, Some(5));
+    assert_eq!(stored.version, 3);
+    assert_eq!(store.recent_handle_seconds(10).await.unwrap().len(), 1);
+    let events = store
+        .events_after(&EventFilter::Shopper(c.id), 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(events.last().unwrap().kind, EventKind::CsatReceived);
+}
+
+/// Readers see what they may: the shopper never sees private notes or internal events, an
+/// agent sees their team's queue and the conversations they hold.
+async fn event_filters(store: Arc<dyn Store>) {
+    let ana = agent("ana", 3);
+    store.create_agent(&ana, "h-ana").await.unwrap();
+    let general = waiting_conversation(store.as_ref(), "c-1", "general", 5).await;
+    let other = waiting_conversation(store.as_ref(), "c-2", "billing", 5).await;
+    let claim = claim_turn(&general, &ana);
+    store.record_turn(&claim).await.unwrap();
+    let mut held = store.conversation(general.id).await.unwrap().unwrap();
+    let mut note = message(Author::Agent, "internal note");
+    note.private = true;
+    note.agent_id = Some(ana.id.clone());
+    let mut reply = message(Author::Agent, "hello from ana");
+    reply.agent_id = Some(ana.id.clone());
+    held.first_response_at = Some(reply.at);
+    let turn = Turn {
+        messages: vec![note, reply],
+        ..Turn::update(held)
+    };
+    store.record_turn(&turn).await.unwrap();
+
+    let shopper = store
+        .events_after(&EventFilter::Shopper(general.id), 0, 100)
+        .await
+        .unwrap();
+    assert!(
+        shopper
+            .iter()
+            .all(|e| e.shopper_visible && e.conversation_id == general.id)
+    );
+    let texts: Vec<&str> = shopper
+        .iter()
+        .filter_map(|e| e.data["message"]["text"].as_str())
+        .collect();
+    assert_eq!(texts, ["a person please", "hello from ana"]);
+    let named = shopper
+        .iter()
+        .find(|e| e.data["message"]["text"] == "hello from ana")
+        .unwrap();
+    assert_eq!(named.data["message"]["agent"]["name"], "Agent ana");
+
+    let filter = EventFilter::Agent {
+        id: ana.id.clone(),
+        teams: vec!["general".into()],
+    };
+    let mine = store.events_after(&filter, 0, 100).await.unwrap();
+    assert!(
+        mine.iter()
+            .any(|e| e.data["message"]["text"] == "internal note"),
+        "the holder sees notes"
+    );
+    assert!(
+        mine.iter().all(|e| e.conversation_id == general.id),
+        "not the billing queue"
+    );
+    let billing = EventFilter::Agent {
+        id: AgentId::parse("bo").unwrap(),
+        teams: vec!["billing".into()],
+    };
+    let theirs = store.events_after(&billing, 0, 100).await.unwrap();
+    assert!(
+        theirs
+            .iter()
+            .any(|e| e.conversation_id == other.id && e.kind == EventKind::QueueChanged)
+    );
+    assert!(theirs.iter().all(|e| e.conversation_id == other.id));
+
+    let all = store
+        .events_after(&EventFilter::All, 0, 1000)
+        .await
+        .unwrap();
+    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(store.last_seq().await.unwrap(), all.last().unwrap().seq);
+    let page = store
+        .events_after(&EventFilter::All, all[1].seq, 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [all[2].seq, all[3].seq]
+    );
+}
+
+/// Writers commit concurrently while a reader follows the log by sequence: the reader, which
+/// only ever asks for what comes after the last sequence it saw, ends up with every event
+/// exactly once. (A backend whose sequences became visible out of order would lose some.)
+async fn followers_miss_no_concurrent_event(store: Arc<dyn Store>) {
+    let writers = 16;
+    let turns_each = 10;
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let store = store.clone();
+        let done = done.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut c = conversation(&CustomerId::parse(&format!("w-{w}")).unwrap());
+            let mut first = true;
+            for i in 0..turns_each {
+                let turn = Turn {
+                    is_new: first,
+                    messages: vec![message(Author::Shopper, &format!("w{w} m{i}"))],
+                    ..Turn::update(c.clone())
+                };
+                store.record_turn(&turn).await.unwrap();
+                if !first {
+                    c.version += 1;
+                }
+                first = false;
+            }
+            done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }));
+    }
+    let mut seen = Vec::new();
+    let mut after = 0;
+    loop {
+        let finished = done.load(std::sync::atomic::Ordering::SeqCst) == writers;
+        let page = store
+            .events_after(&EventFilter::All, after, 1000)
+            .await
+            .unwrap();
+        if let Some(last) = page.last() {
+            after = last.seq;
+        }
+        seen.extend(page.into_iter().map(|e| e.seq));
+        if finished {
+            let rest = store
+                .events_after(&EventFilter::All, after, 10_000)
+                .await
+                .unwrap();
+            seen.extend(rest.into_iter().map(|e| e.seq));
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let all = store
+        .events_after(&EventFilter::All, 0, 10_000)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), writers * turns_each);
+    let unique: HashSet<i64> = seen.iter().copied().collect();
+    assert_eq!(unique.len(), seen.len(), "no event twice");
+    assert_eq!(
+        seen.len(),
+        all.len(),
+        "the follower missed events committed out of order"
+    );
+}
+
+async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).await.unwrap();
-    store.ping().await.unwrap();
-    turns_are_atomic_and_idempotent(&store).await;
-    customers_upsert(&store).await;
-    // Reopening runs migrations idempotently and keeps the data.
-    drop(store);
-    let store = SqliteStore::open(dir.path()).await.unwrap();
-    assert_eq!(store.customer_count().await.unwrap(), 1);
+    let backend = Backend::open(None, dir.path()).await.unwrap();
+    (backend.store(), dir)
+}
+
+async fn postgres() -> (Arc<dyn Store>, PgDatabase) {
+    let db = PgDatabase::create().await;
+    let backend = Backend::open(Some(&db.url), std::path::Path::new("unused"))
+        .await
+        .unwrap();
+    (backend.store(), db)
+}
+
+/// One test per contract function and backend, each on a fresh database.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let (store, _dir) = super::sqlite().await;
+                    store.ping().await.unwrap();
+                    super::$name(store).await;
+                }
+            )*
+        }
+        mod postgres_backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let (store, _db) = super::postgres().await;
+                    store.ping().await.unwrap();
+                    super::$name(store).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    turns_are_atomic_and_idempotent,
+    customers_upsert,
+    orders_upsert_and_lookup,
+    agents_lifecycle,
+    concurrent_updates_conflict,
+    concurrent_retry_keys_store_once,
+    claims_respect_capacity_and_exclusivity,
+    ratings_once_and_handle_times,
+    event_filters,
+    followers_miss_no_concurrent_event,
+);
+
+/// Reopening runs migrations idempotently and keeps the data, on both backends.
+#[tokio::test]
+async fn reopening_keeps_data_and_migrations_are_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = PgDatabase::create().await;
+    for url in [None, Some(db.url.as_str())] {
+        let store = Backend::open(url, dir.path()).await.unwrap().store();
+        customers_upsert(store.clone()).await;
+        drop(store);
+        let store = Backend::open(url, dir.path()).await.unwrap().store();
+        assert_eq!(store.customer_count().await.unwrap(), 1);
+    }
 }
