@@ -701,3 +701,41 @@ async fn reopening_keeps_data_and_migrations_are_idempotent() {
         assert_eq!(store.customer_count().await.unwrap(), 1);
     }
 }
+
+/// PostgreSQL announces every commit: a listener on one connection pool (another instance)
+/// hears the sequence a commit on another pool wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_commits_wake_listeners_on_other_instances() {
+    let db = PgDatabase::create().await;
+    let here = Backend::open(Some(&db.url), std::path::Path::new("unused"))
+        .await
+        .unwrap();
+    let there = Backend::open(Some(&db.url), std::path::Path::new("unused"))
+        .await
+        .unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let listener = there
+        .listen(Arc::new(move |seq| {
+            let _ = tx.send(seq);
+        }))
+        .expect("PostgreSQL listens");
+    // LISTEN is in place once the listener's connection is up; commits before that are found
+    // by polling, so keep committing until one is heard.
+    let store = here.store();
+    let heard = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let c = waiting_conversation(store.as_ref(), "c-9", "general", 5).await;
+            let _ = c;
+            if let Ok(Some(seq)) =
+                tokio::time::timeout(std::time::Duration::from_millis(200), rx.recv()).await
+            {
+                return seq;
+            }
+        }
+    })
+    .await
+    .expect("a commit was announced");
+    assert!(heard > 0);
+    assert!(heard <= store.last_seq().await.unwrap());
+    listener.abort();
+}
