@@ -21,6 +21,8 @@ use crate::store::{Committed, Store, StoreError, Turn};
 
 /// How many waiting conversations the queue views consider.
 const QUEUE_WINDOW: i64 = 1000;
+/// Walks of the queue one "claim next" makes while other agents keep winning its candidates.
+const CLAIM_PASSES: usize = 50;
 /// An agent counts as online for this long after their last sign of life.
 pub const AGENT_FRESH_SECONDS: i64 = 60;
 
@@ -245,16 +247,23 @@ impl Desk {
                 .inc();
             return Err(DeskError::AtCapacity);
         }
-        for candidate in self.queue_for(agent).await? {
-            match self.claim(agent, candidate.id).await {
-                Ok(ClaimOutcome::Claimed(c)) => return Ok(Some(*c)),
-                Ok(_) => continue,
-                Err(DeskError::Busy) => continue,
-                Err(e) => return Err(e),
+        // Another agent (on this or another instance) may take every candidate of a snapshot
+        // while this one walks it; the queue is only empty when a whole pass lost no race.
+        for _ in 0..CLAIM_PASSES {
+            let mut raced = false;
+            for candidate in self.queue_for(agent).await? {
+                match self.claim(agent, candidate.id).await {
+                    Ok(ClaimOutcome::Claimed(c)) => return Ok(Some(*c)),
+                    Ok(_) | Err(DeskError::Busy) => raced = true,
+                    Err(e) => return Err(e),
+                }
+            }
+            if !raced {
+                self.metrics.claims.with_label_values(&["empty"]).inc();
+                return Ok(None);
             }
         }
-        self.metrics.claims.with_label_values(&["empty"]).inc();
-        Ok(None)
+        Err(DeskError::Busy)
     }
 
     /// Claims one conversation for `agent`: exactly one agent wins a race.

@@ -226,8 +226,9 @@ async fn concurrent_claimers_never_share_a_conversation_or_exceed_capacity() {
     for id in &conversations {
         assert!(claimed.contains_key(id), "{id} was not claimed");
     }
-    // A second round finds nothing left.
-    let again = agent_post(&app, &tokens[0], "/api/v1/agent/claims", json!({})).await;
+    // An agent who won a claim is now full.
+    let winner = claimed.values().next().unwrap();
+    let again = agent_post(&app, winner, "/api/v1/agent/claims", json!({})).await;
     assert_eq!(again.status(), 409, "that agent is at capacity");
     app.stop().await;
 }

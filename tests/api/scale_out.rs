@@ -63,17 +63,17 @@ async fn hand_offs(client: &reqwest::Client, bases: &[String], n: usize) -> Vec<
     ids
 }
 
-/// One agent claims until nothing is left or they are full, trying the bases in turn and
-/// moving on from one that stops answering. Returns the conversations the API handed them.
+/// One agent claims until nothing is left or they are full, trying the bases in turn. When
+/// `killable` names a base, that instance may die and the agent moves on from it; any other
+/// failed request fails the test (a claim whose answer is lost cannot be reported).
 async fn claim_all(
     client: reqwest::Client,
     bases: Vec<String>,
     token: String,
     start: usize,
     claims: Arc<AtomicUsize>,
+    killable: Option<usize>,
 ) -> Vec<String> {
-    // Only the last instance may be killed; the first must keep answering.
-    let killable = bases.len().saturating_sub(1);
     let mut failures = 0;
     let mut mine = Vec::new();
     let mut i = start;
@@ -86,16 +86,17 @@ async fn claim_all(
         let r = client
             .post(format!("{base}/api/v1/agent/claims"))
             .bearer_auth(&token)
-            .timeout(Duration::from_secs(20))
+            .timeout(Duration::from_secs(120))
             .send()
             .await;
         let r = match r {
             Ok(r) => r,
-            Err(_) => {
+            Err(e) => {
                 failures += 1;
-                if base == bases[killable] && killable > 0 {
-                    dead.insert(base);
-                }
+                match killable {
+                    Some(k) if base == bases[k] => dead.insert(base),
+                    _ => panic!("claim at {base} failed: {e}"),
+                };
                 continue;
             }
         };
@@ -103,11 +104,12 @@ async fn claim_all(
             200 => {
                 let v: Value = match r.json().await {
                     Ok(v) => v,
-                    Err(_) => {
+                    Err(e) => {
                         failures += 1;
-                        if base == bases[killable] && killable > 0 {
-                            dead.insert(base);
-                        }
+                        match killable {
+                            Some(k) if base == bases[k] => dead.insert(base),
+                            _ => panic!("claim answer from {base} lost: {e}"),
+                        };
                         continue;
                     }
                 };
@@ -143,6 +145,7 @@ async fn fifty_agents_on_two_instances_claim_two_hundred_conversations_exactly_o
                 t.clone(),
                 n,
                 claims.clone(),
+                None,
             ))
         })
         .collect();
@@ -158,6 +161,9 @@ async fn fifty_agents_on_two_instances_claim_two_hundred_conversations_exactly_o
     for id in &conversations {
         assert!(owner.contains_key(id), "{id} never claimed");
     }
+    let dir = tempfile::tempdir().unwrap();
+    let waiting = assert_stored_claims(&db, dir.path(), &conversations, &owner).await;
+    assert!(waiting.is_empty(), "{} still waiting", waiting.len());
     a.stop().await;
     b.stop().await;
 }
@@ -187,6 +193,7 @@ async fn killing_one_instance_mid_claims_loses_no_conversation_and_doubles_none(
                 t.clone(),
                 n,
                 claims.clone(),
+                Some(1),
             ))
         })
         .collect();
@@ -206,40 +213,7 @@ async fn killing_one_instance_mid_claims_loses_no_conversation_and_doubles_none(
             );
         }
     }
-    // The database is the truth: every conversation is held by exactly one agent or waiting;
-    // every claim the API reported is the stored one; nobody is over capacity.
-    let store = Backend::open(Some(&db.url), b_dir.path())
-        .await
-        .unwrap()
-        .store();
-    let waiting: HashSet<String> = store
-        .waiting(1000)
-        .await
-        .unwrap()
-        .iter()
-        .map(|c| c.id.to_string())
-        .collect();
-    let mut held: HashMap<String, String> = HashMap::new();
-    for agent in store.agents().await.unwrap() {
-        let theirs = store.held_by(&agent.id).await.unwrap();
-        assert!(theirs.len() <= 5, "{} holds {}", agent.id, theirs.len());
-        for c in theirs {
-            assert!(
-                held.insert(c.id.to_string(), agent.id.to_string())
-                    .is_none()
-            );
-        }
-    }
-    for id in &conversations {
-        assert!(
-            held.contains_key(id) ^ waiting.contains(id),
-            "{id} lost or in two places"
-        );
-    }
-    for (id, n) in &reported {
-        assert_eq!(held.get(id), Some(&format!("agent-{n}")), "{id}");
-    }
-    assert_eq!(held.len() + waiting.len(), 200);
+    assert_stored_claims(&db, b_dir.path(), &conversations, &reported).await;
     a.stop().await;
 }
 
@@ -338,4 +312,48 @@ async fn instances_share_tokens_and_retry_keys() {
         .unwrap();
     a.stop().await;
     b.stop().await;
+}
+
+/// The database is the truth: every conversation is held by exactly one agent or waiting;
+/// every claim the API reported is the stored one; nobody is over capacity. Returns the
+/// conversations still waiting.
+async fn assert_stored_claims(
+    db: &PgDatabase,
+    data_dir: &std::path::Path,
+    conversations: &[String],
+    reported: &HashMap<String, usize>,
+) -> HashSet<String> {
+    let store = Backend::open(Some(&db.url), data_dir)
+        .await
+        .unwrap()
+        .store();
+    let waiting: HashSet<String> = store
+        .waiting(1000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.id.to_string())
+        .collect();
+    let mut held: HashMap<String, String> = HashMap::new();
+    for agent in store.agents().await.unwrap() {
+        let theirs = store.held_by(&agent.id).await.unwrap();
+        assert!(theirs.len() <= 5, "{} holds {}", agent.id, theirs.len());
+        for c in theirs {
+            assert!(
+                held.insert(c.id.to_string(), agent.id.to_string())
+                    .is_none()
+            );
+        }
+    }
+    for id in conversations {
+        assert!(
+            held.contains_key(id) ^ waiting.contains(id),
+            "{id} lost or in two places"
+        );
+    }
+    for (id, n) in reported {
+        assert_eq!(held.get(id), Some(&format!("agent-{n}")), "{id}");
+    }
+    assert_eq!(held.len() + waiting.len(), conversations.len());
+    waiting
 }
