@@ -168,7 +168,13 @@ impl Application {
             notifier: notifier.clone(),
             desk: desk.clone(),
         }));
+        let channels = Arc::new(crate::channels::Channels::new(
+            &settings.channels,
+            store.clone(),
+            dialogue.clone(),
+        )?);
         let state = AppState {
+            channels,
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
             settings: Arc::new(settings),
             store,
@@ -227,6 +233,18 @@ impl Application {
                 }
             }
         }));
+        // Channel workers: every instance may run them; leases in the database decide who
+        // processes which conversation and sends which reply.
+        if self.state.channels.any() {
+            let c = self.state.channels.clone();
+            background
+                .0
+                .push(tokio::spawn(crate::channels::inbox::run(c.clone())));
+            background.0.push(tokio::spawn(crate::channels::outbox::run(
+                c,
+                self.state.notifier.subscribe(),
+            )));
+        }
         let app = router(self.state);
         let server = axum::serve(self.listener, app).with_graceful_shutdown(signal);
         let server = tokio::spawn(async move { server.await });

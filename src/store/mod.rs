@@ -5,12 +5,16 @@
 //! only writes SQL.
 
 pub mod backend;
+pub mod channel_sql;
+pub mod channels;
 pub mod postgres;
 pub mod rows;
 pub mod sqlite;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+
+pub use channels::ChannelStore;
 
 use crate::domain::{
     Agent, AgentId, Conversation, ConversationId, Customer, CustomerId, Event, Message, NewEvent,
@@ -198,7 +202,9 @@ pub trait EventStore: Send + Sync {
 
 /// The storage the service runs on.
 #[async_trait]
-pub trait Store: ConversationStore + CustomerStore + OrderStore + AgentStore + EventStore {
+pub trait Store:
+    ConversationStore + CustomerStore + OrderStore + AgentStore + EventStore + ChannelStore
+{
     /// Cheap round trip proving the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }
