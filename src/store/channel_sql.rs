@@ -82,12 +82,10 @@ macro_rules! channel_store_impl {
             ) -> Result<Vec<$crate::domain::ConversationId>, $crate::store::StoreError> {
                 let sql: fn(&str) -> String = $sql;
                 let ids: Vec<String> = sqlx::query_scalar(&sql(
-                    "SELECT c.conversation_id FROM channel_contacts c
-                     WHERE c.inbox_lease_until_ms <= $1
-                       AND EXISTS (SELECT 1 FROM channel_inbox i WHERE i.conversation_id = c.conversation_id
-                                   AND i.state = 'pending' AND i.received_ms <= $2)
-                     ORDER BY (SELECT MIN(i.id) FROM channel_inbox i WHERE i.conversation_id = c.conversation_id AND i.state = 'pending')
-                     LIMIT $3",
+                    "SELECT i.conversation_id FROM channel_inbox i
+                     JOIN channel_contacts c ON c.conversation_id = i.conversation_id
+                     WHERE i.state = 'pending' AND i.received_ms <= $2 AND c.inbox_lease_until_ms <= $1
+                     GROUP BY i.conversation_id ORDER BY MIN(i.id) LIMIT $3",
                 ))
                 .bind(now_ms)
                 .bind(settled_ms)

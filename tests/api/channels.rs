@@ -1089,3 +1089,110 @@ async fn a_linked_whatsapp_number_is_the_shops_customer() {
         assert_error(put(path, body).await.unwrap(), status, code).await;
     }
 }
+
+/// Two instances on one PostgreSQL database: racing redeliveries store one message, and both
+/// instances' senders together deliver every reply exactly once, in each conversation's order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_on_postgresql_store_once_and_deliver_once() {
+    let db = crate::helpers::PgDatabase::create().await;
+    let fake = Fake::start().await;
+    use Behaviour::*;
+    fake.script(&[Fail, Accept, Fail, RateLimit(1), Accept, Fail], Accept);
+    let mut apps = Vec::new();
+    for _ in 0..2 {
+        let (f, url) = (fake.clone(), db.url.clone());
+        apps.push(
+            spawn_app_with(move |s| {
+                configure(s, &f);
+                s.database_url = Some(Secret::new(url));
+            })
+            .await,
+        );
+    }
+    let bases: Vec<String> = apps.iter().map(|a| a.base.clone()).collect();
+    let dup = wa_text("wamid.TWO-INSTANCES", "16505550042", "hello", 1_764_115_200);
+    let mut posts = Vec::new();
+    for i in 0..6 {
+        let (base, dup) = (bases[i % 2].clone(), dup.clone());
+        posts.push(tokio::spawn(async move {
+            let r = post_wa(&base, &dup).await;
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()["received"]
+                .as_u64()
+                .unwrap()
+        }));
+    }
+    // Three Telegram shoppers write three messages each, every message to either instance.
+    let texts = ["hi", "what is your return policy?", "thanks"];
+    for chat in 0..3i64 {
+        for (i, t) in texts.iter().enumerate() {
+            let u = tg_text(
+                90_000 + chat * 10 + i as i64,
+                i as i64 + 1,
+                424_200 + chat,
+                t,
+                1_764_115_200 + i as i64,
+            );
+            let base = bases[(chat as usize + i) % 2].clone();
+            posts.push(tokio::spawn(async move {
+                let r = post_tg(&base, &u, Some(TG_SECRET)).await;
+                assert_eq!(r.status(), 200);
+                r.json::<Value>().await.unwrap()["received"]
+                    .as_u64()
+                    .unwrap()
+            }));
+        }
+    }
+    let mut received = 0;
+    for p in posts {
+        received += p.await.unwrap();
+    }
+    assert_eq!(
+        received,
+        1 + 9,
+        "the WhatsApp message once, each Telegram message once"
+    );
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let rows = loop {
+        let rows = outbox(&bases[0], "?limit=1000").await;
+        if rows.len() >= 10 && rows.iter().all(|r| r["state"] == "sent") {
+            break rows;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{rows:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let delivered = fake.delivered();
+    assert_eq!(delivered.len(), rows.len(), "each reply delivered once");
+    let mut conversations: Vec<String> = rows
+        .iter()
+        .map(|r| r["conversation_id"].as_str().unwrap().to_string())
+        .collect();
+    conversations.sort();
+    conversations.dedup();
+    assert_eq!(conversations.len(), 4);
+    for id in conversations {
+        let conv = transcript(&bases[1], &id).await;
+        let to = if conv["channel"] == "telegram" {
+            json!(
+                conv["customer_id"].as_str().unwrap()[3..]
+                    .parse::<i64>()
+                    .unwrap()
+            )
+        } else {
+            json!("16505550042")
+        };
+        let got: Vec<String> = delivered
+            .iter()
+            .filter(|r| r.body["chat_id"] == to || r.body["to"] == to)
+            .map(delivered_text)
+            .collect();
+        assert_eq!(got, texts_by(&conv, "bot"), "{id}: once each, in order");
+        if conv["channel"] == "telegram" {
+            assert_eq!(texts_by(&conv, "shopper"), texts.to_vec());
+        } else {
+            assert_eq!(texts_by(&conv, "shopper"), vec!["hello"]);
+        }
+    }
+}
