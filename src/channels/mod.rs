@@ -109,10 +109,14 @@ pub async fn outcome(
     resp: Result<reqwest::Response, reqwest::Error>,
     id: impl FnOnce(&serde_json::Value) -> Option<String>,
 ) -> Outcome {
+    // reqwest's errors name the URL, and Telegram's URL holds the bot token: drop it before
+    // the error is logged or stored.
     let resp = match resp {
         Ok(r) => r,
         Err(e) if e.is_timeout() => return Outcome::Transient("timed out".into()),
-        Err(e) => return Outcome::Transient(format!("request failed: {e}")),
+        Err(e) => {
+            return Outcome::Transient(format!("request failed: {}", error_chain(e.without_url())));
+        }
     };
     let status = resp.status();
     let header_delay = resp
@@ -123,7 +127,12 @@ pub async fn outcome(
     let body = match resp.bytes().await {
         Ok(b) => b,
         Err(e) if e.is_timeout() => return Outcome::Transient("timed out".into()),
-        Err(e) => return Outcome::Transient(format!("reading the answer failed: {e}")),
+        Err(e) => {
+            return Outcome::Transient(format!(
+                "reading the answer failed: {}",
+                error_chain(e.without_url())
+            ));
+        }
     };
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     if status.is_success() {
@@ -142,6 +151,18 @@ pub async fn outcome(
     } else {
         Outcome::Permanent(format!("HTTP {status}: {detail}"))
     }
+}
+
+/// An error with its causes ("error sending request: connection refused").
+fn error_chain(e: reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// The configured channels and what their workers share.
@@ -272,6 +293,21 @@ mod tests {
             media_note("telegram", "sticker", Some("x"), None, 5),
             "[stic"
         );
+    }
+
+    #[tokio::test]
+    async fn failed_calls_never_reveal_the_url_and_its_token() {
+        let resp = reqwest::Client::new()
+            .post("http://127.0.0.1:1/bot123456:SECRET-TOKEN/sendMessage")
+            .send()
+            .await;
+        match outcome(resp, |_| None).await {
+            Outcome::Transient(e) => {
+                assert!(!e.contains("SECRET"), "{e}");
+                assert!(e.starts_with("request failed"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

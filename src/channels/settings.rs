@@ -363,3 +363,42 @@ mod tests {
         assert_eq!(s.policy().max_attempts, 3);
     }
 }
+
+#[cfg(test)]
+mod env_tests {
+    use clap::Args;
+
+    /// The environment names are the ones the issue and the README promise.
+    #[test]
+    fn environment_names() {
+        let cmd = super::ChannelArgs::augment_args(clap::Command::new("serve"));
+        let names: Vec<String> = cmd
+            .get_arguments()
+            .filter_map(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()))
+            .collect();
+        for expected in [
+            "SWITCHBOARD_WHATSAPP_APP_SECRET",
+            "SWITCHBOARD_WHATSAPP_VERIFY_TOKEN",
+            "SWITCHBOARD_WHATSAPP_ACCESS_TOKEN",
+            "SWITCHBOARD_WHATSAPP_PHONE_NUMBER_ID",
+            "SWITCHBOARD_WHATSAPP_API_BASE",
+            "SWITCHBOARD_TELEGRAM_BOT_TOKEN",
+            "SWITCHBOARD_TELEGRAM_SECRET_TOKEN",
+            "SWITCHBOARD_TELEGRAM_API_BASE",
+            "SWITCHBOARD_GENERIC_SECRET",
+            "SWITCHBOARD_GENERIC_REPLY_URL",
+        ] {
+            assert!(
+                names.iter().any(|n| n == expected),
+                "{expected} in {names:?}"
+            );
+        }
+        // Secrets are never shown in --help.
+        for a in cmd.get_arguments() {
+            let id = a.get_id().as_str();
+            if id.contains("secret") || id.contains("token") {
+                assert!(a.is_hide_env_values_set(), "{id}");
+            }
+        }
+    }
+}

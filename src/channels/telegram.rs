@@ -148,3 +148,58 @@ pub async fn send(
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> serde_json::Value {
+        let path = format!(
+            "{}/tests/fixtures/channels/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn check(v: serde_json::Value) -> Option<InboundRecord> {
+        parse(serde_json::from_value(v).unwrap(), 4000).unwrap()
+    }
+
+    #[test]
+    fn updates_parse() {
+        let r = check(fixture("telegram_text.json")).unwrap();
+        assert_eq!(r.platform_message_id, "1111111:1365");
+        assert_eq!(r.user_id, "1111111");
+        assert_eq!(r.address, "1111111");
+        assert_eq!(r.new_customer_id.as_str(), "tg:1111111");
+        assert_eq!(r.text, "/start");
+        assert_eq!(r.lang.as_deref(), Some("en"));
+        assert_eq!(r.platform_order, 10000);
+        assert_eq!(r.sent_at.timestamp(), 1_441_645_532);
+
+        let r = check(fixture("telegram_photo.json")).unwrap();
+        assert_eq!(r.kind, "image");
+        assert_eq!(r.media_id.as_deref(), Some("AgACAgIAAxkBAAIBZ2VqLargeAAA"));
+
+        let mut sticker = fixture("telegram_photo.json");
+        let m = sticker["message"].as_object_mut().unwrap();
+        m.remove("photo");
+        m.remove("caption");
+        m.insert("sticker".into(), serde_json::json!({"file_id": "CAACAgI", "file_unique_id": "u", "width": 512, "height": 512, "is_animated": false, "is_video": false, "type": "regular"}));
+        assert_eq!(
+            check(sticker).unwrap().text,
+            "[sticker · telegram media CAACAgI]"
+        );
+
+        // An edit or a button press carries no new message.
+        let edit = serde_json::json!({"update_id": 5, "edited_message": fixture("telegram_text.json")["message"]});
+        assert!(check(edit).is_none());
+    }
+
+    #[test]
+    fn empty_text_is_refused() {
+        let mut v = fixture("telegram_text.json");
+        v["message"]["text"] = " ".into();
+        assert!(parse(serde_json::from_value(v).unwrap(), 4000).is_err());
+    }
+}

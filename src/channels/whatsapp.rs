@@ -231,3 +231,106 @@ pub async fn send(http: &reqwest::Client, cfg: &WhatsAppConfig, to: &str, text: 
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Secret;
+
+    fn cfg() -> WhatsAppConfig {
+        WhatsAppConfig {
+            app_secret: Secret::new("s"),
+            verify_token: Secret::new("v"),
+            access_token: Secret::new("a"),
+            phone_number_id: "106540352242922".into(),
+            api_base: "http://x".into(),
+            api_version: "v21.0".into(),
+        }
+    }
+
+    fn fixture(name: &str) -> serde_json::Value {
+        let path = format!(
+            "{}/tests/fixtures/channels/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn check(
+        v: serde_json::Value,
+    ) -> Result<(Vec<InboundRecord>, Vec<StatusUpdate>), ChannelError> {
+        parse(&cfg(), serde_json::from_value(v).unwrap(), 4000)
+    }
+
+    #[test]
+    fn meta_examples_parse() {
+        let (records, statuses) = check(fixture("whatsapp_text.json")).unwrap();
+        assert!(statuses.is_empty());
+        let r = &records[0];
+        assert_eq!(r.channel, "whatsapp");
+        assert_eq!(r.user_id, "16505551234");
+        assert_eq!(r.address, "16505551234");
+        assert_eq!(r.new_customer_id.as_str(), "wa:16505551234");
+        assert_eq!(r.kind, "text");
+        assert_eq!(r.text, "Does it come in another color?");
+        assert_eq!(r.sent_at.timestamp(), 1_749_416_383);
+        assert_eq!(r.platform_order, 1_749_416_383);
+
+        let (records, _) = check(fixture("whatsapp_image.json")).unwrap();
+        assert_eq!(records[0].kind, "image");
+        assert_eq!(records[0].media_id.as_deref(), Some("1003383421387256"));
+
+        let (records, statuses) = check(fixture("whatsapp_status.json")).unwrap();
+        assert!(records.is_empty());
+        assert_eq!(statuses[0].status, "delivered");
+        assert!(statuses[0].platform_message_id.starts_with("wamid."));
+    }
+
+    #[test]
+    fn one_post_carries_several_messages_and_kinds() {
+        let mut v = fixture("whatsapp_text.json");
+        let first = v["entry"][0]["changes"][0]["value"]["messages"][0].clone();
+        let msgs = v["entry"][0]["changes"][0]["value"]["messages"]
+            .as_array_mut()
+            .unwrap();
+        let mut voice = first.clone();
+        voice["id"] = "wamid.voice".into();
+        voice["type"] = "audio".into();
+        voice["audio"] = serde_json::json!({"mime_type": "audio/ogg; codecs=opus", "sha256": "x", "id": "777", "voice": true});
+        let mut location = first.clone();
+        location["id"] = "wamid.loc".into();
+        location["type"] = "location".into();
+        location["location"] = serde_json::json!({"latitude": 37.48, "longitude": -122.14});
+        let mut reaction = first.clone();
+        reaction["id"] = "wamid.reaction".into();
+        reaction["type"] = "reaction".into();
+        msgs.extend([voice, location, reaction]);
+        let (records, _) = check(v).unwrap();
+        let kinds: Vec<&str> = records.iter().map(|r| r.kind.as_str()).collect();
+        assert_eq!(kinds, vec!["text", "voice", "location"]);
+        assert_eq!(records[1].text, "[voice · whatsapp media 777]");
+        assert_eq!(records[2].text, "[location]");
+    }
+
+    #[test]
+    fn bad_payloads_are_refused() {
+        let mut other = fixture("whatsapp_text.json");
+        other["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = "1".into();
+        assert_eq!(check(other).unwrap_err(), ChannelError::UnknownAccount);
+        for (field, value) in [
+            ("from", serde_json::json!("+1 650")),
+            ("timestamp", serde_json::json!("yesterday")),
+            ("id", serde_json::json!("")),
+        ] {
+            let mut v = fixture("whatsapp_text.json");
+            v["entry"][0]["changes"][0]["value"]["messages"][0][field] = value;
+            assert!(matches!(check(v), Err(ChannelError::Invalid(_))), "{field}");
+        }
+        let mut no_body = fixture("whatsapp_text.json");
+        no_body["entry"][0]["changes"][0]["value"]["messages"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("text");
+        assert!(matches!(check(no_body), Err(ChannelError::Invalid(_))));
+    }
+}
