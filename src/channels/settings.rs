@@ -298,9 +298,16 @@ pub struct ChannelArgs {
     /// First retry delay in milliseconds, doubling per attempt with jitter [default: 1000].
     #[arg(long, env = "SWITCHBOARD_OUTBOX_BASE_DELAY_MS")]
     pub outbox_base_delay_ms: Option<u64>,
+    /// Longest retry delay in milliseconds [default: 300000].
+    #[arg(long, env = "SWITCHBOARD_OUTBOX_MAX_DELAY_MS")]
+    pub outbox_max_delay_ms: Option<u64>,
     /// Timeout of one platform API call in milliseconds [default: 10000].
     #[arg(long, env = "SWITCHBOARD_SEND_TIMEOUT_MS")]
     pub send_timeout_ms: Option<u64>,
+    /// How long a received message waits for earlier ones a platform delivers late, in
+    /// milliseconds [default: 200].
+    #[arg(long, env = "SWITCHBOARD_INBOX_SETTLE_MS")]
+    pub inbox_settle_ms: Option<u64>,
 }
 
 impl ChannelArgs {
@@ -318,7 +325,9 @@ impl ChannelArgs {
             generic_reply_url: self.generic_reply_url,
             outbox_max_attempts: self.outbox_max_attempts,
             outbox_base_delay_ms: self.outbox_base_delay_ms,
+            outbox_max_delay_ms: self.outbox_max_delay_ms,
             send_timeout_ms: self.send_timeout_ms,
+            inbox_settle_ms: self.inbox_settle_ms,
             ..ChannelSettings::default()
         }
     }

@@ -949,27 +949,38 @@ async fn messages_delivered_out_of_order_are_processed_in_platform_order() {
     assert_eq!(got, texts_by(&conv, "bot"));
 }
 
-/// The real binary, killed with SIGKILL while the platform is down, resumes delivering after a
-/// restart: every reply arrives exactly once, in order.
+/// The real binary is killed with SIGKILL twice: once after acknowledging messages it had not
+/// yet processed, once while the platform is down and replies are being retried. After the
+/// restarts every message is answered once and every reply arrives exactly once, in order.
 #[tokio::test]
-async fn pending_replies_survive_kill_9_and_are_delivered_once_after_restart() {
+async fn kill_9_loses_no_acknowledged_message_and_no_reply() {
     crate::helpers::prepare();
     let fake = Fake::start().await;
     fake.script(&[], Behaviour::Fail);
     let data = tempfile::tempdir().unwrap();
-    let args = [
-        "--telegram-bot-token",
-        TG_TOKEN,
-        "--telegram-secret-token",
-        TG_SECRET,
-        "--telegram-api-base",
-        fake.base.as_str(),
-        "--outbox-base-delay-ms",
-        "100",
-        "--send-timeout-ms",
-        "1000",
-    ];
-    let (mut child, base) = crate::durability::start_with(data.path(), &args);
+    let args = |settle: &'static str| {
+        vec![
+            "--telegram-bot-token".to_string(),
+            TG_TOKEN.into(),
+            "--telegram-secret-token".into(),
+            TG_SECRET.into(),
+            "--telegram-api-base".into(),
+            fake.base.clone(),
+            "--outbox-base-delay-ms".into(),
+            "100".into(),
+            "--send-timeout-ms".into(),
+            "1000".into(),
+            "--inbox-settle-ms".into(),
+            settle.into(),
+        ]
+    };
+    let start = |settle: &'static str| {
+        let a = args(settle);
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        crate::durability::start_with(data.path(), &refs)
+    };
+    // 1. Acknowledged, then killed before the (long) settle window let it process anything.
+    let (mut child, base) = start("60000");
     let chat = 9090909;
     let texts = ["hello", "how long do refunds take?", "thanks"];
     for (i, t) in texts.iter().enumerate() {
@@ -980,10 +991,17 @@ async fn pending_replies_survive_kill_9_and_are_delivered_once_after_restart() {
             t,
             1_764_115_200 + i as i64,
         );
-        assert_eq!(post_tg(&base, &u, Some(TG_SECRET)).await.status(), 200);
+        let r = post_tg(&base, &u, Some(TG_SECRET)).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.json::<Value>().await.unwrap()["received"], 1);
     }
-    // The first reply is being retried against the failing platform.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(fake.attempts(), 0);
+
+    // 2. Restarted: the stored messages are answered; the replies fail; killed again.
+    let (mut child, base) = start("100");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while fake.attempts() < 2 {
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -991,12 +1009,15 @@ async fn pending_replies_survive_kill_9_and_are_delivered_once_after_restart() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let rows = outbox(&base, "").await;
+    assert!(!rows.is_empty());
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(fake.delivered().is_empty());
 
+    // 3. The platform is back: everything pending goes out, once, in order.
     fake.script(&[], Behaviour::Accept);
-    let (mut child, base) = crate::durability::start_with(data.path(), &args);
+    let (mut child, base) = start("100");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     let conv = loop {
         let rows = outbox(&base, "").await;
