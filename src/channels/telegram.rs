@@ -107,6 +107,8 @@ pub fn parse(update: Update, max_chars: usize) -> Result<Option<InboundRecord>, 
             media_id,
         }
     };
+    // A conversation per chat (in a private chat the chat id is the user's id); the customer
+    // is the person writing.
     let user = m.from.as_ref().map_or(m.chat.id, |u| u.id);
     let customer = CustomerId::parse(&format!("tg:{user}"))
         .map_err(|_| ChannelError::Invalid("message.from.id is not a usable id".into()))?;
@@ -114,7 +116,7 @@ pub fn parse(update: Update, max_chars: usize) -> Result<Option<InboundRecord>, 
         channel: CHANNEL.into(),
         // message_id is unique within a chat only.
         platform_message_id: format!("{}:{}", m.chat.id, m.message_id),
-        user_id: user.to_string(),
+        user_id: m.chat.id.to_string(),
         address: m.chat.id.to_string(),
         new_customer_id: customer,
         new_conversation_id: ConversationId::new(),

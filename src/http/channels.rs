@@ -350,7 +350,7 @@ pub struct ContactOut {
     put, path = "/api/v1/channels/{channel}/contacts/{user_id}", request_body = ContactBody,
     params(
         ("channel" = String, Path, description = "`whatsapp` or `telegram`"),
-        ("user_id" = String, Path, description = "WhatsApp number or Telegram user id (digits)")
+        ("user_id" = String, Path, description = "WhatsApp number, or Telegram chat id (the user id in a private chat); digits")
     ),
     responses(
         (status = 200, body = ContactOut),

@@ -1,6 +1,7 @@
-//! Persistence, split by concern: conversations and their turns, customers, orders, agents and
-//! the event log. `Store` is all of them together; the embedded SQLite backend is the default
-//! and a PostgreSQL backend implements the same traits and passes the same suite
+//! Persistence, split by concern: conversations and their turns, customers, orders, agents,
+//! the event log, and the messaging channels' contacts, inbox and outbox (`channels.rs`).
+//! `Store` is all of them together; the embedded SQLite backend is the default and a
+//! PostgreSQL backend implements the same traits and passes the same suite
 //! (`tests/api/store_suite.rs`). Row structs in `rows.rs` are shared by backends, so a backend
 //! only writes SQL.
 
