@@ -326,12 +326,20 @@ pub async fn outbox_retry(
     Ok(axum::Json(item.into()))
 }
 
+/// A platform whose users can be linked to customers.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactChannel {
+    Whatsapp,
+    Telegram,
+}
+
 /// Which customer a platform user is.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactBody {
     /// The shop's customer id.
-    #[schema(pattern = "^[A-Za-z0-9._:@-]{1,64}$")]
+    #[schema(pattern = r"^[A-Za-z0-9._:@-]{1,64}$", min_length = 1, max_length = 64)]
     pub customer_id: String,
 }
 
@@ -349,8 +357,8 @@ pub struct ContactOut {
 #[utoipa::path(
     put, path = "/api/v1/channels/{channel}/contacts/{user_id}", request_body = ContactBody,
     params(
-        ("channel" = String, Path, description = "`whatsapp` or `telegram`"),
-        ("user_id" = String, Path, description = "WhatsApp number, or Telegram chat id (the user id in a private chat); digits")
+        ("channel" = ContactChannel, Path, description = "The platform"),
+        ("user_id" = String, Path, description = "WhatsApp number, or Telegram chat id (the user id in a private chat)", pattern = r"^[0-9]{1,20}$")
     ),
     responses(
         (status = 200, body = ContactOut),

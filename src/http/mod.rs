@@ -75,7 +75,7 @@ pub struct AppState {
         messages::MessageRequest, messages::MessageResponse, messages::ConversationOut,
         error::ErrorBody, customers::CustomerBody, customers::CustomerPut, customers::Imported, ops::Ready,
         channels::OutboxList, channels::OutboxOut, channels::OutboxStateParam,
-        channels::ContactBody, channels::ContactOut
+        channels::ContactBody, channels::ContactOut, channels::ContactChannel
     )),
     modifiers(&BearerAuth)
 )]
