@@ -7,6 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tracing::Instrument;
+
 use super::{Channels, now_ms};
 use crate::dialogue::{DialogueError, Inbound, Target};
 use crate::domain::{ConversationId, CustomerId, Lang};
@@ -50,12 +52,16 @@ pub async fn tick(channels: &Arc<Channels>) -> Result<usize, StoreError> {
             .await?
         {
             let c = channels.clone();
-            tasks.spawn(async move {
-                if let Err(e) = process_conversation(&c, id).await {
-                    tracing::warn!(conversation_id = %id, error = %e, "inbox processing failed");
+            let span = tracing::info_span!("channel_inbox", conversation_id = %id);
+            tasks.spawn(
+                async move {
+                    if let Err(e) = process_conversation(&c, id).await {
+                        tracing::warn!(error = %e, "inbox processing failed");
+                    }
+                    let _ = c.store.release_inbox(id, &c.owner).await;
                 }
-                let _ = c.store.release_inbox(id, &c.owner).await;
-            });
+                .instrument(span),
+            );
         }
     }
     let mut n = 0;
@@ -80,12 +86,12 @@ async fn process_conversation(c: &Channels, id: ConversationId) -> Result<(), St
         match process(c, &item).await {
             Ok(()) => c.store.finish_inbox(item.id, false).await?,
             Err(e) if item.attempts + 1 >= MAX_ATTEMPTS || !retryable(&e) => {
-                tracing::error!(conversation_id = %id, message = item.id, error = %e, "inbound message set aside");
+                tracing::error!(message = item.id, error = %e, "inbound message set aside");
                 c.store.finish_inbox(item.id, true).await?;
             }
             Err(e) => {
                 // Keep the platform's order: later messages wait for this one.
-                tracing::warn!(conversation_id = %id, error = %e, "inbound message will be retried");
+                tracing::warn!(message = item.id, error = %e, "inbound message will be retried");
                 c.store.retry_inbox(item.id).await?;
                 return Ok(());
             }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use rand::Rng;
+use tracing::Instrument;
 
 use super::settings::DeliveryPolicy;
 use super::{Channels, Outcome, generic, now_ms, telegram, whatsapp};
@@ -49,7 +50,13 @@ pub async fn tick(channels: &Arc<Channels>) -> Result<usize, StoreError> {
             .await?
         {
             let c = channels.clone();
-            tasks.spawn(async move { deliver(&c, item).await });
+            let span = tracing::info_span!(
+                "channel_outbox",
+                conversation_id = %item.conversation_id,
+                outbox = item.id,
+                channel = %item.channel
+            );
+            tasks.spawn(async move { deliver(&c, item).await }.instrument(span));
         }
     }
     let mut n = 0;
@@ -82,17 +89,13 @@ async fn deliver(c: &Channels, item: OutboxItem) -> Result<(), StoreError> {
         },
     };
     match &attempt {
-        Attempt::Delivered { .. } => {
-            tracing::info!(outbox = item.id, channel = %item.channel, conversation_id = %item.conversation_id, "reply delivered")
-        }
+        Attempt::Delivered { .. } => tracing::info!("reply delivered"),
         Attempt::Failed {
             error,
             retry_at_ms: None,
-        } => {
-            tracing::error!(outbox = item.id, channel = %item.channel, conversation_id = %item.conversation_id, %error, "reply parked as dead")
-        }
+        } => tracing::error!(%error, "reply parked as dead"),
         Attempt::Failed { error, .. } => {
-            tracing::warn!(outbox = item.id, channel = %item.channel, %error, "reply delivery failed; will retry")
+            tracing::warn!(%error, "reply delivery failed; will retry")
         }
     }
     c.store

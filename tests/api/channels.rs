@@ -910,7 +910,7 @@ async fn messages_delivered_out_of_order_are_processed_in_platform_order() {
     let f = fake.clone();
     let app = spawn_app_with(move |s| {
         configure(s, &f);
-        s.channels.inbox_settle_ms = Some(600);
+        s.channels.inbox_settle_ms = Some(1500);
     })
     .await;
     let chat = 7070707;
@@ -1125,6 +1125,8 @@ async fn two_instances_on_postgresql_store_once_and_deliver_once() {
         apps.push(
             spawn_app_with(move |s| {
                 configure(s, &f);
+                // The nine messages are posted at once; give late arrivals time to line up.
+                s.channels.inbox_settle_ms = Some(1000);
                 s.database_url = Some(Secret::new(url));
             })
             .await,
