@@ -290,6 +290,25 @@ impl Dialogue {
     /// Handles one shopper message end to end. Returns the turn's result and whether it was a
     /// replay of an earlier identical request.
     pub async fn handle(&self, inbound: Inbound) -> Result<(TurnResult, bool), DialogueError> {
+        self.run(inbound, false).await
+    }
+
+    /// Keeps a message the bot cannot read (an image, sticker, location or voice note from a
+    /// messaging channel; `inbound.text` describes it for the transcript) and answers politely
+    /// in the shopper's language, without classifying it or changing the conversation's state.
+    pub async fn acknowledge_unsupported(
+        &self,
+        inbound: Inbound,
+    ) -> Result<(TurnResult, bool), DialogueError> {
+        self.run(inbound, true).await
+    }
+
+    /// Replays a retried message, or runs its turn holding the conversation's lock.
+    async fn run(
+        &self,
+        inbound: Inbound,
+        unsupported: bool,
+    ) -> Result<(TurnResult, bool), DialogueError> {
         let scope = inbound.target.idempotency_scope();
         let fingerprint = inbound.fingerprint();
         if let Some(key) = &inbound.client_message_id
@@ -306,7 +325,12 @@ impl Dialogue {
             Some(l) => Some(l.lock().await),
             None => None,
         };
-        let result = self.handle_locked(&inbound, &scope, &fingerprint).await;
+        let result = if unsupported {
+            self.unsupported_locked(&inbound, &scope, &fingerprint)
+                .await
+        } else {
+            self.handle_locked(&inbound, &scope, &fingerprint).await
+        };
         drop(guard);
         if let Some(id) = inbound.target.conversation_id() {
             self.locks.remove_if(&id, |_, l| Arc::strong_count(l) <= 2);
@@ -314,30 +338,16 @@ impl Dialogue {
         result
     }
 
-    /// Keeps a message the bot cannot read (an image, sticker, location or voice note from a
-    /// messaging channel; `inbound.text` describes it for the transcript) and answers politely
-    /// in the shopper's language, without classifying it or changing the conversation's state.
-    pub async fn acknowledge_unsupported(
+    /// The turn of an unsupported message: the shopper's message as described, and the polite
+    /// answer, committed conditional on the version read.
+    async fn unsupported_locked(
         &self,
-        inbound: Inbound,
+        inbound: &Inbound,
+        scope: &str,
+        fingerprint: &str,
     ) -> Result<(TurnResult, bool), DialogueError> {
-        let scope = inbound.target.idempotency_scope();
-        let fingerprint = inbound.fingerprint();
-        if let Some(key) = &inbound.client_message_id
-            && let Some(stored) = self.store.idempotent(&scope, key).await?
-        {
-            return Ok((replay(stored, &fingerprint)?, true));
-        }
-        let lock = inbound
-            .target
-            .conversation_id()
-            .map(|id| self.locks.entry(id).or_default().clone());
-        let guard = match &lock {
-            Some(l) => Some(l.lock().await),
-            None => None,
-        };
         let mut attempt = 0;
-        let result = loop {
+        loop {
             // The description is not the shopper's words: it must not change the language.
             let blank = Inbound {
                 text: String::new(),
@@ -383,9 +393,9 @@ impl Dialogue {
                     .client_message_id
                     .as_ref()
                     .map(|key| IdempotencyRecord {
-                        scope: scope.clone(),
+                        scope: scope.to_string(),
                         client_message_id: key.clone(),
-                        request_hash: fingerprint.clone(),
+                        request_hash: fingerprint.to_string(),
                         conversation_id: conv.id,
                         response: serde_json::to_value(&result).unwrap_or_default(),
                     }),
@@ -395,24 +405,19 @@ impl Dialogue {
             match self.store.record_turn(&turn).await {
                 Ok(committed) => {
                     self.notifier.committed(committed.last_seq);
-                    break Ok((result, false));
+                    return Ok((result, false));
                 }
                 Err(StoreError::Conflict) if attempt < 8 => attempt += 1,
                 Err(StoreError::DuplicateKey) => {
                     let key = inbound.client_message_id.as_deref().unwrap_or_default();
-                    break match self.store.idempotent(&scope, key).await? {
-                        Some(s) => Ok((replay(s, &fingerprint)?, true)),
+                    return match self.store.idempotent(scope, key).await? {
+                        Some(s) => Ok((replay(s, fingerprint)?, true)),
                         None => Err(StoreError::DuplicateKey.into()),
                     };
                 }
-                Err(e) => break Err(e.into()),
+                Err(e) => return Err(e.into()),
             }
-        };
-        drop(guard);
-        if let Some(id) = inbound.target.conversation_id() {
-            self.locks.remove_if(&id, |_, l| Arc::strong_count(l) <= 2);
         }
-        result
     }
 
     async fn handle_locked(
