@@ -94,6 +94,17 @@ pub struct Media {
 pub struct Status {
     pub id: String,
     pub status: String,
+    /// Why a message `failed`.
+    #[serde(default)]
+    pub errors: Vec<StatusError>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StatusError {
+    #[serde(default)]
+    pub code: Option<i64>,
+    #[serde(default)]
+    pub title: Option<String>,
 }
 
 /// A delivery status to apply to a sent message.
@@ -101,6 +112,8 @@ pub struct Status {
 pub struct StatusUpdate {
     pub platform_message_id: String,
     pub status: String,
+    /// The platform's reason for a failure (`131047 Re-engagement message`).
+    pub error: Option<String>,
 }
 
 fn is_digits(s: &str) -> bool {
@@ -197,9 +210,19 @@ pub fn parse(
         }
         for s in &v.statuses {
             if matches!(s.status.as_str(), "sent" | "delivered" | "read" | "failed") {
+                let error = s.errors.first().map(|e| {
+                    let code = e.code.map(|c| c.to_string()).unwrap_or_default();
+                    let title = e.title.as_deref().unwrap_or_default();
+                    format!("WhatsApp {code} {title}")
+                        .trim()
+                        .chars()
+                        .take(200)
+                        .collect()
+                });
                 statuses.push(StatusUpdate {
                     platform_message_id: s.id.clone(),
                     status: s.status.clone(),
+                    error,
                 });
             }
         }
@@ -283,6 +306,16 @@ mod tests {
         let (records, statuses) = check(fixture("whatsapp_status.json")).unwrap();
         assert!(records.is_empty());
         assert_eq!(statuses[0].status, "delivered");
+        assert_eq!(statuses[0].error, None);
+        let mut failed = fixture("whatsapp_status.json");
+        let s = &mut failed["entry"][0]["changes"][0]["value"]["statuses"][0];
+        s["status"] = "failed".into();
+        s["errors"] = serde_json::json!([{"code": 131047, "title": "Re-engagement message", "message": "Re-engagement message", "error_data": {"details": "Message failed to send because more than 24 hours have passed since the customer last replied to this number."}}]);
+        let (_, statuses) = check(failed).unwrap();
+        assert_eq!(
+            statuses[0].error.as_deref(),
+            Some("WhatsApp 131047 Re-engagement message")
+        );
         assert!(statuses[0].platform_message_id.starts_with("wamid."));
     }
 

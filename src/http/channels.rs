@@ -131,7 +131,12 @@ pub async fn whatsapp_receive(
     for s in &statuses {
         state
             .store
-            .update_delivery(whatsapp::CHANNEL, &s.platform_message_id, &s.status)
+            .update_delivery(
+                whatsapp::CHANNEL,
+                &s.platform_message_id,
+                &s.status,
+                s.error.as_deref(),
+            )
             .await?;
     }
     Ok(ack)

@@ -306,6 +306,7 @@ macro_rules! channel_store_impl {
                 channel: &str,
                 platform_message_id: &str,
                 status: &str,
+                error: Option<&str>,
             ) -> Result<bool, $crate::store::StoreError> {
                 let sql: fn(&str) -> String = $sql;
                 let found: Option<i64> = sqlx::query_scalar(&sql(
@@ -318,11 +319,13 @@ macro_rules! channel_store_impl {
                 let Some(id) = found else { return Ok(false) };
                 let rank = $crate::store::channels::delivery_rank(status);
                 sqlx::query(&sql(
-                    "UPDATE channel_outbox SET delivery_status = $1, delivery_rank = $2 WHERE id = $3 AND delivery_rank < $2",
+                    "UPDATE channel_outbox SET delivery_status = $1, delivery_rank = $2, last_error = COALESCE($4, last_error)
+                     WHERE id = $3 AND delivery_rank < $2",
                 ))
                 .bind(status)
                 .bind(rank)
                 .bind(id)
+                .bind(error)
                 .execute(&self.pool)
                 .await?;
                 Ok(true)

@@ -188,12 +188,14 @@ pub trait ChannelStore: Send + Sync {
     /// Puts a dead row back to pending with a fresh attempt count; `false` unless it was dead.
     async fn revive_outbox(&self, id: i64, now_ms: i64) -> Result<bool, StoreError>;
     /// Applies a platform delivery status (`sent` < `delivered` < `read`; `failed`) to the row
-    /// that delivered `platform_message_id`; never moves back. `false` when no row matches.
+    /// that delivered `platform_message_id`, with the platform's reason for a failure; never
+    /// moves back. `false` when no row matches.
     async fn update_delivery(
         &self,
         channel: &str,
         platform_message_id: &str,
         status: &str,
+        error: Option<&str>,
     ) -> Result<bool, StoreError>;
     /// Makes the platform user the shop's customer (creating the contact when the user has
     /// not written yet); returns the user's conversation id.

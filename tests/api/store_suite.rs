@@ -1078,7 +1078,7 @@ async fn channel_outbox_rows_commit_with_their_turn_in_order(store: Arc<dyn Stor
     ] {
         assert!(
             store
-                .update_delivery("telegram", "p-1", status)
+                .update_delivery("telegram", "p-1", status, None)
                 .await
                 .unwrap()
         );
@@ -1087,13 +1087,13 @@ async fn channel_outbox_rows_commit_with_their_turn_in_order(store: Arc<dyn Stor
     }
     assert!(
         !store
-            .update_delivery("telegram", "p-unknown", "read")
+            .update_delivery("telegram", "p-unknown", "read", None)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .update_delivery("whatsapp", "p-1", "read")
+            .update_delivery("whatsapp", "p-1", "read", None)
             .await
             .unwrap()
     );
@@ -1108,5 +1108,23 @@ async fn channel_outbox_rows_commit_with_their_turn_in_order(store: Arc<dyn Stor
             ),
             (committed.message_ids[2], "pending".to_string(), None),
         ]
+    );
+    // A failure report keeps the platform's reason for admins.
+    assert!(
+        store
+            .update_delivery(
+                "telegram",
+                "p-1",
+                "failed",
+                Some("WhatsApp 131047 Re-engagement")
+            )
+            .await
+            .unwrap()
+    );
+    let row = store.outbox_item(rows[0].id).await.unwrap().unwrap();
+    assert_eq!(row.delivery_status.as_deref(), Some("failed"));
+    assert_eq!(
+        row.last_error.as_deref(),
+        Some("WhatsApp 131047 Re-engagement")
     );
 }
