@@ -20,6 +20,9 @@ use crate::store::channels::InboxItem;
 const LEASE_MS: i64 = 20_000;
 /// Attempts before a message that keeps failing is set aside (so later ones proceed).
 const MAX_ATTEMPTS: i64 = 10;
+/// The first pause after a failed attempt; it doubles per attempt (up to 32 s), so an
+/// overloaded classifier gets minutes, not milliseconds, before a message is set aside.
+const RETRY_BASE_MS: i64 = 500;
 /// How often the worker looks for work when nothing woke it.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -55,10 +58,25 @@ pub async fn tick(channels: &Arc<Channels>) -> Result<usize, StoreError> {
             let span = tracing::info_span!("channel_inbox", conversation_id = %id);
             tasks.spawn(
                 async move {
-                    if let Err(e) = process_conversation(&c, id).await {
-                        tracing::warn!(error = %e, "inbox processing failed");
-                    }
-                    let _ = c.store.release_inbox(id, &c.owner).await;
+                    let pause = match process_conversation(&c, id).await {
+                        Ok(pause) => pause,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "inbox processing failed");
+                            Some(RETRY_BASE_MS)
+                        }
+                    };
+                    // Backing off is holding the lease a while longer: nobody (on any
+                    // instance) picks the conversation up before then.
+                    let _ = match pause {
+                        Some(ms) => {
+                            let now = now_ms();
+                            c.store
+                                .lease_inbox(id, &c.owner, now, now + ms)
+                                .await
+                                .map(|_| ())
+                        }
+                        None => c.store.release_inbox(id, &c.owner).await,
+                    };
                 }
                 .instrument(span),
             );
@@ -71,7 +89,9 @@ pub async fn tick(channels: &Arc<Channels>) -> Result<usize, StoreError> {
     Ok(n)
 }
 
-async fn process_conversation(c: &Channels, id: ConversationId) -> Result<(), StoreError> {
+/// Processes the conversation's waiting messages in order; `Some(ms)` when a message failed
+/// in a way that may pass and the conversation should wait that long before the next try.
+async fn process_conversation(c: &Channels, id: ConversationId) -> Result<Option<i64>, StoreError> {
     for item in c.store.pending_inbox(id).await? {
         // Renew the lease before each message: a slow classifier must not let another
         // instance start on this conversation meanwhile.
@@ -81,7 +101,7 @@ async fn process_conversation(c: &Channels, id: ConversationId) -> Result<(), St
             .lease_inbox(id, &c.owner, now, now + LEASE_MS)
             .await?
         {
-            return Ok(());
+            return Ok(None);
         }
         match process(c, &item).await {
             Ok(()) => c.store.finish_inbox(item.id, false).await?,
@@ -93,11 +113,12 @@ async fn process_conversation(c: &Channels, id: ConversationId) -> Result<(), St
                 // Keep the platform's order: later messages wait for this one.
                 tracing::warn!(message = item.id, error = %e, "inbound message will be retried");
                 c.store.retry_inbox(item.id).await?;
-                return Ok(());
+                let exp = u32::try_from(item.attempts.clamp(0, 6)).unwrap_or(6);
+                return Ok(Some(RETRY_BASE_MS << exp));
             }
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 fn retryable(e: &DialogueError) -> bool {
