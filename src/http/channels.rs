@@ -1,5 +1,5 @@
-//! The messaging channels over HTTP: the WhatsApp, Telegram and generic webhooks, and the
-//! admin view of the outbox. Handlers are thin: they check the platform's signature on the raw
+//! The messaging channels over HTTP: the WhatsApp, Telegram and generic webhooks, the admin
+//! view of the outbox, and linking a platform user to a shop customer. Handlers are thin: they check the platform's signature on the raw
 //! body before parsing anything, hand the parsed records to [`crate::channels::Channels`] and
 //! answer 200 once the records are durably stored; answering the shopper happens off the
 //! request path. A channel that is not configured answers 404.
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::channels::signature::{self, SignatureError};
-use crate::channels::{ChannelError, generic, now_ms, telegram, whatsapp};
+use crate::channels::{generic, now_ms, telegram, whatsapp};
 use crate::store::channels::{OutboxItem, OutboxState};
 
 use super::AppState;
@@ -61,15 +61,6 @@ fn refused(channel: &str, e: SignatureError) -> ApiError {
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-impl From<ChannelError> for ApiError {
-    fn from(e: ChannelError) -> Self {
-        match e {
-            ChannelError::Invalid(m) => Self::Unprocessable(m),
-            ChannelError::UnknownAccount => Self::NotFound("phone_number_id"),
-        }
-    }
 }
 
 async fn store(

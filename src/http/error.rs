@@ -148,6 +148,16 @@ impl From<crate::desk::DeskError> for ApiError {
     }
 }
 
+impl From<crate::channels::ChannelError> for ApiError {
+    fn from(e: crate::channels::ChannelError) -> Self {
+        use crate::channels::ChannelError as C;
+        match e {
+            C::Invalid(m) => Self::Unprocessable(m),
+            C::UnknownAccount => Self::NotFound("phone_number_id"),
+        }
+    }
+}
+
 impl From<DialogueError> for ApiError {
     fn from(e: DialogueError) -> Self {
         match e {
