@@ -5,6 +5,7 @@
 //! a crash is replayed, not answered twice.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tracing::Instrument;
@@ -26,9 +27,9 @@ const RETRY_BASE_MS: i64 = 500;
 /// How often the worker looks for work when nothing woke it.
 const POLL: Duration = Duration::from_millis(100);
 
-/// Runs until the task is aborted.
-pub async fn run(channels: Arc<Channels>) {
-    loop {
+/// Runs until `stop` is set (finishing the conversations in hand) or the task is aborted.
+pub async fn run(channels: Arc<Channels>, stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::Relaxed) {
         match tick(&channels).await {
             Ok(0) => {
                 let _ = tokio::time::timeout(POLL, channels.inbox_wake.notified()).await;

@@ -7,6 +7,7 @@
 //! a restarted instance resumes where the last one stopped.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -21,9 +22,14 @@ use crate::store::channels::{Attempt, OutboxItem};
 /// How often the sender looks for due rows when nothing woke it.
 const POLL: Duration = Duration::from_millis(100);
 
-/// Runs until the task is aborted; `wake` fires after commits.
-pub async fn run(channels: Arc<Channels>, mut wake: tokio::sync::watch::Receiver<i64>) {
-    loop {
+/// Runs until `stop` is set (finishing the deliveries in flight) or the task is aborted;
+/// `wake` fires after commits.
+pub async fn run(
+    channels: Arc<Channels>,
+    mut wake: tokio::sync::watch::Receiver<i64>,
+    stop: Arc<AtomicBool>,
+) {
+    while !stop.load(Ordering::Relaxed) {
         match tick(&channels).await {
             Ok(0) => {
                 let _ = tokio::time::timeout(POLL, wake.changed()).await;
