@@ -168,7 +168,13 @@ impl Application {
             notifier: notifier.clone(),
             desk: desk.clone(),
         }));
+        let channels = Arc::new(crate::channels::Channels::new(
+            &settings.channels,
+            store.clone(),
+            dialogue.clone(),
+        )?);
         let state = AppState {
+            channels,
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
             settings: Arc::new(settings),
             store,
@@ -227,6 +233,23 @@ impl Application {
                 }
             }
         }));
+        // Channel workers: every instance may run them; leases in the database decide who
+        // processes which conversation and sends which reply. On shutdown they finish what
+        // they started (a reply the platform accepted is recorded as sent) and stop.
+        let mut workers = Background::default();
+        if self.state.channels.any() {
+            let c = self.state.channels.clone();
+            let stop = self.state.shutting_down.clone();
+            workers.0.push(tokio::spawn(crate::channels::inbox::run(
+                c.clone(),
+                stop.clone(),
+            )));
+            workers.0.push(tokio::spawn(crate::channels::outbox::run(
+                c,
+                self.state.notifier.subscribe(),
+                stop,
+            )));
+        }
         let app = router(self.state);
         let server = axum::serve(self.listener, app).with_graceful_shutdown(signal);
         let server = tokio::spawn(async move { server.await });
@@ -236,6 +259,10 @@ impl Application {
             _ = rx => {}
         }
         let finished = tokio::time::timeout(grace, &mut server).await;
+        for worker in &mut workers.0 {
+            let _ = tokio::time::timeout(grace, worker).await;
+        }
+        drop(workers);
         drop(background);
         match finished {
             Ok(r) => r??,

@@ -2,6 +2,7 @@
 //! it can and routes the rest to humans. See ARCHITECTURE.md for the map.
 
 pub mod app;
+pub mod channels;
 pub mod commands;
 pub mod desk;
 pub mod dialogue;

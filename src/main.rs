@@ -251,6 +251,8 @@ struct ServeArgs {
     )]
     cors_origins: Vec<String>,
     #[command(flatten)]
+    channels: switchboard::channels::settings::ChannelArgs,
+    #[command(flatten)]
     data: DataOptions,
 }
 
@@ -293,6 +295,7 @@ impl ServeArgs {
                 retries: self.orders_retries,
             },
             cors_origins: (!self.cors_origins.is_empty()).then_some(self.cors_origins),
+            channels: self.channels.into_settings(),
             ..FileSettings::default()
         };
         let s = s.merge_file(flags);

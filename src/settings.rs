@@ -81,6 +81,9 @@ pub struct Settings {
     /// Shop origins (`https://shop.example`) whose pages may call the API from the chat
     /// widget; empty allows only same-origin pages such as the demo shop at `/`.
     pub cors_origins: Vec<String>,
+    /// WhatsApp, Telegram and the signed webhook (each off unless configured), and the
+    /// outbox's retry policy.
+    pub channels: crate::channels::settings::ChannelSettings,
 }
 
 impl Default for Settings {
@@ -110,6 +113,7 @@ impl Default for Settings {
             sweep_interval_secs: 15,
             agents_file: None,
             cors_origins: Vec::new(),
+            channels: Default::default(),
         }
     }
 }
@@ -145,6 +149,8 @@ pub struct FileSettings {
     pub sweep_interval_secs: Option<u64>,
     pub agents_file: Option<PathBuf>,
     pub cors_origins: Option<Vec<String>>,
+    #[serde(default)]
+    pub channels: crate::channels::settings::ChannelSettings,
 }
 
 /// Invalid settings.
@@ -247,6 +253,7 @@ impl Settings {
         if let Some(origins) = f.cors_origins {
             self.cors_origins = origins;
         }
+        self.channels = self.channels.merge(f.channels);
         self
     }
 
@@ -270,6 +277,7 @@ impl Settings {
                 "cors origin {o:?} must be scheme://host[:port] without a path"
             )));
         }
+        self.channels.validate()?;
         if let Some(t) = &self.admin_token
             && t.expose().len() < 16
         {

@@ -43,6 +43,15 @@ pub enum Target {
         id: ConversationId,
         claimed: Option<CustomerId>,
     },
+    /// A messaging-channel user's conversation (WhatsApp, Telegram, a signed webhook): the
+    /// channel fixed its id and customer when it first heard from the user, so it is created
+    /// with that id on the first message and continued afterwards. `sent_at` is the platform's
+    /// time of the message, which is the time it is stored with.
+    Channel {
+        id: ConversationId,
+        customer: CustomerId,
+        sent_at: chrono::DateTime<Utc>,
+    },
 }
 
 impl Target {
@@ -53,13 +62,21 @@ impl Target {
         match self {
             Self::NewVerified(c) => format!("customer:{c}"),
             Self::NewAnonymous => "anonymous".into(),
-            Self::Existing { id, .. } => format!("conversation:{id}"),
+            Self::Existing { id, .. } | Self::Channel { id, .. } => format!("conversation:{id}"),
+        }
+    }
+
+    /// The platform's time of a channel message.
+    fn sent_at(&self) -> Option<chrono::DateTime<Utc>> {
+        match self {
+            Self::Channel { sent_at, .. } => Some(*sent_at),
+            _ => None,
         }
     }
 
     fn conversation_id(&self) -> Option<ConversationId> {
         match self {
-            Self::Existing { id, .. } => Some(*id),
+            Self::Existing { id, .. } | Self::Channel { id, .. } => Some(*id),
             _ => None,
         }
     }
@@ -83,7 +100,9 @@ impl Inbound {
         let claimed = match &self.target {
             Target::NewVerified(c) => c.as_str(),
             Target::Existing { claimed, .. } => claimed.as_ref().map_or("", |c| c.as_str()),
-            Target::NewAnonymous => "",
+            // The conversation (in the scope) identifies the channel user; their customer id
+            // may change when the shop links them, which must not turn a replay into a refusal.
+            Target::NewAnonymous | Target::Channel { .. } => "",
         };
         let mut h = Sha256::new();
         for part in [
@@ -271,6 +290,25 @@ impl Dialogue {
     /// Handles one shopper message end to end. Returns the turn's result and whether it was a
     /// replay of an earlier identical request.
     pub async fn handle(&self, inbound: Inbound) -> Result<(TurnResult, bool), DialogueError> {
+        self.run(inbound, false).await
+    }
+
+    /// Keeps a message the bot cannot read (an image, sticker, location or voice note from a
+    /// messaging channel; `inbound.text` describes it for the transcript) and answers politely
+    /// in the shopper's language, without classifying it or changing the conversation's state.
+    pub async fn acknowledge_unsupported(
+        &self,
+        inbound: Inbound,
+    ) -> Result<(TurnResult, bool), DialogueError> {
+        self.run(inbound, true).await
+    }
+
+    /// Replays a retried message, or runs its turn holding the conversation's lock.
+    async fn run(
+        &self,
+        inbound: Inbound,
+        unsupported: bool,
+    ) -> Result<(TurnResult, bool), DialogueError> {
         let scope = inbound.target.idempotency_scope();
         let fingerprint = inbound.fingerprint();
         if let Some(key) = &inbound.client_message_id
@@ -287,12 +325,99 @@ impl Dialogue {
             Some(l) => Some(l.lock().await),
             None => None,
         };
-        let result = self.handle_locked(&inbound, &scope, &fingerprint).await;
+        let result = if unsupported {
+            self.unsupported_locked(&inbound, &scope, &fingerprint)
+                .await
+        } else {
+            self.handle_locked(&inbound, &scope, &fingerprint).await
+        };
         drop(guard);
         if let Some(id) = inbound.target.conversation_id() {
             self.locks.remove_if(&id, |_, l| Arc::strong_count(l) <= 2);
         }
         result
+    }
+
+    /// The turn of an unsupported message: the shopper's message as described, and the polite
+    /// answer, committed conditional on the version read.
+    async fn unsupported_locked(
+        &self,
+        inbound: &Inbound,
+        scope: &str,
+        fingerprint: &str,
+    ) -> Result<(TurnResult, bool), DialogueError> {
+        let mut attempt = 0;
+        loop {
+            // The description is not the shopper's words: it must not change the language.
+            let blank = Inbound {
+                text: String::new(),
+                ..inbound.clone()
+            };
+            let Loaded {
+                mut conv,
+                is_new,
+                expected_version,
+                now,
+                ..
+            } = self.load(&blank).await?;
+            conv.updated_at = now;
+            let reply = canned(Canned::Unsupported, conv.lang).to_string();
+            let result = TurnResult {
+                conversation_id: conv.id,
+                state: conv.state,
+                replies: vec![reply.clone()],
+                route: "bot".into(),
+                route_reason: "unsupported_message".into(),
+                intent: IntentSummary {
+                    name: "unsupported".into(),
+                    confidence: 1.0,
+                    out_of_scope: true,
+                },
+                lang: conv.lang,
+                queue: None,
+                quick_replies: Vec::new(),
+            };
+            let mut shopper = NewMessage::plain(
+                Author::Shopper,
+                inbound.text.clone(),
+                &inbound.channel,
+                inbound.target.sent_at().unwrap_or(now),
+            );
+            shopper.client_message_id = inbound.client_message_id.clone();
+            let turn = Turn {
+                is_new,
+                expected_version,
+                messages: vec![shopper, bot_message(&reply, &inbound.channel, now)],
+                events: Vec::new(),
+                idempotency: inbound
+                    .client_message_id
+                    .as_ref()
+                    .map(|key| IdempotencyRecord {
+                        scope: scope.to_string(),
+                        client_message_id: key.clone(),
+                        request_hash: fingerprint.to_string(),
+                        conversation_id: conv.id,
+                        response: serde_json::to_value(&result).unwrap_or_default(),
+                    }),
+                capacity_guard: None,
+                conversation: conv,
+            };
+            match self.store.record_turn(&turn).await {
+                Ok(committed) => {
+                    self.notifier.committed(committed.last_seq);
+                    return Ok((result, false));
+                }
+                Err(StoreError::Conflict) if attempt < 8 => attempt += 1,
+                Err(StoreError::DuplicateKey) => {
+                    let key = inbound.client_message_id.as_deref().unwrap_or_default();
+                    return match self.store.idempotent(scope, key).await? {
+                        Some(s) => Ok((replay(s, fingerprint)?, true)),
+                        None => Err(StoreError::DuplicateKey.into()),
+                    };
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     async fn handle_locked(
@@ -353,6 +478,14 @@ impl Dialogue {
                 true,
             ),
             Target::NewAnonymous => (new_conversation(anonymous_id(), false, inbound, now), true),
+            Target::Channel { id, customer, .. } => match self.store.conversation(*id).await? {
+                Some(conv) => (conv, false),
+                None => {
+                    let mut conv = new_conversation(customer.clone(), true, inbound, now);
+                    conv.id = *id;
+                    (conv, true)
+                }
+            },
         };
         // Only a verified shopper has a profile; an anonymous one is nobody in particular.
         let profile = if conv.verified {
@@ -366,10 +499,15 @@ impl Dialogue {
         {
             conv.lang = p.language;
         }
-        conv.lang = inbound
-            .lang
-            .or_else(|| Lang::detect(&inbound.text))
-            .unwrap_or(conv.lang);
+        conv.lang = match &inbound.target {
+            // A platform's language is the user's app setting, a hint for a new conversation
+            // (already applied); what the shopper writes decides after that.
+            Target::Channel { .. } => Lang::detect(&inbound.text).unwrap_or(conv.lang),
+            _ => inbound
+                .lang
+                .or_else(|| Lang::detect(&inbound.text))
+                .unwrap_or(conv.lang),
+        };
         let customer =
             profile.unwrap_or_else(|| Customer::unknown(conv.customer_id.clone(), conv.lang));
         Ok(Loaded {
@@ -518,7 +656,7 @@ impl Dialogue {
         let mut messages = vec![NewMessage {
             author: Author::Shopper,
             text: inbound.text.clone(),
-            at: now,
+            at: inbound.target.sent_at().unwrap_or(now),
             channel: inbound.channel.clone(),
             intent: Some(classification.intent.clone()),
             confidence: Some(classification.confidence),

@@ -19,12 +19,20 @@ pub enum Canned {
     StillWaiting,
     AskContactFactor,
     ContactMismatch,
+    /// A message the bot cannot read (image, sticker, location, voice note).
+    Unsupported,
 }
 
 /// The sentence for `c` in `lang`.
 pub fn canned(c: Canned, lang: Lang) -> &'static str {
     use Canned::*;
     match (c, lang) {
+        (Unsupported, Lang::En) => {
+            "Thanks! I can only read text messages, so I can't open this one, but it is kept in this conversation for our support team. Could you tell me in words what you need?"
+        }
+        (Unsupported, Lang::Zh) => {
+            "收到！我目前只能读取文字消息，暂时无法查看这条内容，但它已保存在对话记录中，客服可以看到。能否用文字描述一下您需要什么帮助？"
+        }
         (Greeting, Lang::En) => {
             "Hi! I'm the Lumen & Co. assistant. I can track your order, explain returns, refunds, shipping and warranty, or get you a person. What can I do for you?"
         }

@@ -34,6 +34,10 @@ pub enum ApiError {
     Unauthorized,
     #[error("this token does not grant access to that resource")]
     Forbidden,
+    /// A webhook's signature or secret token is missing or wrong, or its timestamp is outside
+    /// the accepted window (`expired`).
+    #[error("the webhook signature was not accepted")]
+    Signature { expired: bool },
     /// A claimed shopper identity was not accepted.
     #[error(transparent)]
     Identity(#[from] crate::identity::IdentityError),
@@ -63,6 +67,8 @@ impl ApiError {
             }
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::Signature { expired: false } => (StatusCode::UNAUTHORIZED, "invalid_signature"),
+            Self::Signature { expired: true } => (StatusCode::UNAUTHORIZED, "signature_expired"),
             Self::Identity(_) => (StatusCode::UNAUTHORIZED, "identity_not_verified"),
             Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
@@ -138,6 +144,16 @@ impl From<crate::desk::DeskError> for ApiError {
                 message: "the conversation changed concurrently; retry".into(),
             },
             D::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::channels::ChannelError> for ApiError {
+    fn from(e: crate::channels::ChannelError) -> Self {
+        use crate::channels::ChannelError as C;
+        match e {
+            C::Invalid(m) => Self::Unprocessable(m),
+            C::UnknownAccount => Self::NotFound("phone_number_id"),
         }
     }
 }

@@ -276,6 +276,10 @@ pub struct MessageOut {
     /// A private note (agents only).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub private: bool,
+    /// For a reply to a messaging channel: `pending` or `dead` while the outbox holds it,
+    /// then the platform's status (`sent`, `delivered`, `read`, `failed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<String>,
 }
 
 /// Why and when a conversation was handed off.
@@ -339,7 +343,28 @@ pub async fn get_conversation(
     let queue = state.desk.status(&conv).await?;
     let mut out = conversation_out(conv, messages, caller == Caller::Admin);
     out.queue = queue;
+    add_deliveries(&state, id, &mut out).await?;
     Ok(axum::Json(out))
+}
+
+/// Marks the replies of a messaging-channel conversation with their delivery status.
+pub async fn add_deliveries(
+    state: &AppState,
+    id: ConversationId,
+    out: &mut ConversationOut,
+) -> Result<(), ApiError> {
+    let deliveries = state.store.deliveries(id).await?;
+    if deliveries.is_empty() {
+        return Ok(());
+    }
+    let by_message: std::collections::HashMap<i64, String> = deliveries
+        .into_iter()
+        .map(|(m, row_state, status)| (m, status.unwrap_or(row_state)))
+        .collect();
+    for m in &mut out.messages {
+        m.delivery = by_message.get(&m.id).cloned();
+    }
+    Ok(())
 }
 
 /// The wire form of a conversation; private notes and internal system lines only for agents.
@@ -393,6 +418,7 @@ pub fn conversation_out(
                     route_reason: b.route.map(|r| r.reason),
                     agent_id: b.agent_id.map(|a| a.to_string()),
                     private: b.private,
+                    delivery: None,
                 }
             })
             .collect(),

@@ -4,6 +4,7 @@
 
 pub mod agents;
 pub mod auth;
+pub mod channels;
 pub mod customers;
 pub mod desk;
 pub mod error;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub in_flight: Arc<Semaphore>,
     /// Set when shutdown begins, so `/readyz` turns away new traffic.
     pub shutting_down: Arc<AtomicBool>,
+    /// WhatsApp, Telegram and the generic webhook.
+    pub channels: Arc<crate::channels::Channels>,
 }
 
 #[derive(OpenApi)]
@@ -65,11 +68,14 @@ pub struct AppState {
         desk::queue, desk::claim_next, desk::claim, desk::get, desk::reply, desk::note,
         desk::transfer, desk::handback, desk::resolve,
         customers::import_customers, customers::put_customer, customers::get_customer,
-        ops::healthz, ops::readyz, ops::metrics
+        ops::healthz, ops::readyz, ops::metrics,
+        channels::outbox_list, channels::outbox_retry, channels::link_contact
     ),
     components(schemas(
         messages::MessageRequest, messages::MessageResponse, messages::ConversationOut,
-        error::ErrorBody, customers::CustomerBody, customers::CustomerPut, customers::Imported, ops::Ready
+        error::ErrorBody, customers::CustomerBody, customers::CustomerPut, customers::Imported, ops::Ready,
+        channels::OutboxList, channels::OutboxOut, channels::OutboxStateParam,
+        channels::ContactBody, channels::ContactOut, channels::ContactChannel
     )),
     modifiers(&BearerAuth)
 )]
@@ -136,6 +142,18 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/agent/conversations/{id}/resolve",
             post(desk::resolve),
+        )
+        .route(
+            "/webhooks/whatsapp",
+            get(channels::whatsapp_verify).post(channels::whatsapp_receive),
+        )
+        .route("/webhooks/telegram", post(channels::telegram_receive))
+        .route("/webhooks/generic", post(channels::generic_receive))
+        .route("/api/v1/outbox", get(channels::outbox_list))
+        .route("/api/v1/outbox/{id}/retry", post(channels::outbox_retry))
+        .route(
+            "/api/v1/channels/{channel}/contacts/{user_id}",
+            put(channels::link_contact),
         )
         .route("/api/v1/openapi.json", get(ops::openapi))
         .route("/healthz", get(ops::healthz))

@@ -1,16 +1,21 @@
-//! Persistence, split by concern: conversations and their turns, customers, orders, agents and
-//! the event log. `Store` is all of them together; the embedded SQLite backend is the default
-//! and a PostgreSQL backend implements the same traits and passes the same suite
+//! Persistence, split by concern: conversations and their turns, customers, orders, agents,
+//! the event log, and the messaging channels' contacts, inbox and outbox (`channels.rs`).
+//! `Store` is all of them together; the embedded SQLite backend is the default and a
+//! PostgreSQL backend implements the same traits and passes the same suite
 //! (`tests/api/store_suite.rs`). Row structs in `rows.rs` are shared by backends, so a backend
 //! only writes SQL.
 
 pub mod backend;
+pub mod channel_sql;
+pub mod channels;
 pub mod postgres;
 pub mod rows;
 pub mod sqlite;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+
+pub use channels::ChannelStore;
 
 use crate::domain::{
     Agent, AgentId, Conversation, ConversationId, Customer, CustomerId, Event, Message, NewEvent,
@@ -198,7 +203,9 @@ pub trait EventStore: Send + Sync {
 
 /// The storage the service runs on.
 #[async_trait]
-pub trait Store: ConversationStore + CustomerStore + OrderStore + AgentStore + EventStore {
+pub trait Store:
+    ConversationStore + CustomerStore + OrderStore + AgentStore + EventStore + ChannelStore
+{
     /// Cheap round trip proving the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -116,6 +116,8 @@ impl PgStore {
     }
 }
 
+super::channel_sql::channel_store_impl!(PgStore, |s: &str| s.to_string(), begin());
+
 fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(what.to_string())
 }
@@ -336,6 +338,16 @@ impl ConversationStore for PgStore {
             .fetch_one(&mut *tx)
             .await?;
             message_ids.push(id);
+            if super::channel_sql::is_outbound(m) {
+                sqlx::query(super::channel_sql::ENQUEUE_OUTBOUND)
+                    .bind(id)
+                    .bind(&m.text)
+                    .bind(now.timestamp_millis())
+                    .bind(now)
+                    .bind(c.id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+            }
             let name = if m.agent_id == c.agent_id {
                 agent_name.as_deref()
             } else {

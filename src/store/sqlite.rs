@@ -50,6 +50,12 @@ impl SqliteStore {
     }
 }
 
+super::channel_sql::channel_store_impl!(
+    SqliteStore,
+    |s: &str| s.replace('$', "?"),
+    begin_with("BEGIN IMMEDIATE")
+);
+
 fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(what.to_string())
 }
@@ -258,6 +264,16 @@ impl ConversationStore for SqliteStore {
             .fetch_one(&mut *tx)
             .await?;
             committed.message_ids.push(id);
+            if super::channel_sql::is_outbound(m) {
+                sqlx::query(&super::channel_sql::ENQUEUE_OUTBOUND.replace('$', "?"))
+                    .bind(id)
+                    .bind(&m.text)
+                    .bind(now.timestamp_millis())
+                    .bind(now)
+                    .bind(c.id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+            }
             let name = if m.agent_id == c.agent_id {
                 agent_name.as_deref()
             } else {

@@ -203,7 +203,10 @@ async fn schemathesis_finds_no_contract_violation() {
         .args(["--checks", "all"])
         .args(["-H", &format!("Authorization: Bearer {ADMIN}")])
         .args(["-H", "X-Agent-Id: st"])
-        .args(["--max-examples", "30", "--seed", "7", "--workers", "2"])
+        // One worker: with two, hypothesis parses schemathesis' source for lambda descriptions
+        // in two threads at once, and CPython 3.11's `ast.parse` then fails now and then with
+        // "AST constructor recursion depth mismatch" (a runtime error, not a finding).
+        .args(["--max-examples", "30", "--seed", "7", "--workers", "1"])
         .args(["--generation-database", "none", "--no-color"])
         .args(["--request-timeout", "120", "--max-response-time", "120"])
         .arg("--report-dir")

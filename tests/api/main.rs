@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod browser;
+mod channels;
 mod classifier;
 mod contract;
 mod conversations;

@@ -13,6 +13,7 @@ use switchboard::domain::{
     CustomerId, EventKind, HandoffTicket, Lang, NewEvent, NewMessage, Slots, Tier,
 };
 use switchboard::store::backend::Backend;
+use switchboard::store::channels::{Attempt, InboundRecord, OutboxState};
 #[allow(unused_imports)]
 use switchboard::store::{
     AgentStore, ConversationStore, CustomerStore, EventFilter, EventStore, OrderStore,
@@ -686,6 +687,8 @@ contract!(
     ratings_once_and_handle_times,
     event_filters,
     followers_miss_no_concurrent_event,
+    channel_inbound_is_stored_once_when_deliveries_race,
+    channel_outbox_rows_commit_with_their_turn_in_order,
 );
 
 /// Reopening runs migrations idempotently and keeps the data, on both backends.
@@ -738,4 +741,390 @@ async fn postgres_commits_wake_listeners_on_other_instances() {
     assert!(heard > 0);
     assert!(heard <= store.last_seq().await.unwrap());
     listener.abort();
+}
+
+// --- Messaging channels (issue #10): inbox, contacts, outbox. ---
+
+mod channel_cases {
+    use super::*;
+
+    pub fn record(user: &str, id: &str, order: i64) -> InboundRecord {
+        InboundRecord {
+            channel: "telegram".into(),
+            platform_message_id: id.into(),
+            user_id: user.into(),
+            address: format!("chat-{user}"),
+            new_customer_id: CustomerId::parse(&format!("tg:{user}")).unwrap(),
+            new_conversation_id: ConversationId::new(),
+            kind: "text".into(),
+            text: format!("message {id}"),
+            lang: None,
+            media_id: None,
+            sent_at: Utc::now().trunc_subsecs(0),
+            platform_order: order,
+        }
+    }
+
+    pub async fn conversation_of(store: &dyn Store, user: &str) -> ConversationId {
+        store
+            .store_inbound(&[record(user, &format!("seed-{user}"), 0)])
+            .await
+            .unwrap();
+        let ids = store.inbox_conversations(i64::MAX, 0, 100).await.unwrap();
+        let items = futures::future::join_all(ids.iter().map(|id| store.pending_inbox(*id))).await;
+        ids.into_iter()
+            .zip(items)
+            .find(|(_, items)| {
+                items
+                    .as_ref()
+                    .unwrap()
+                    .iter()
+                    .any(|i| i.customer_id == format!("tg:{user}"))
+            })
+            .map(|(id, _)| id)
+            .unwrap()
+    }
+}
+
+async fn channel_inbound_is_stored_once_when_deliveries_race(store: Arc<dyn Store>) {
+    use channel_cases::record;
+    // Five deliveries of one message at once (as from five instances): one stores it.
+    let tasks: Vec<_> = (0..5)
+        .map(|i| {
+            let store = store.clone();
+            let mut r = record("u1", "m-1", 10);
+            r.new_conversation_id = ConversationId::new();
+            r.text = format!("delivery {i}");
+            tokio::spawn(async move { store.store_inbound(&[r]).await.unwrap() })
+        })
+        .collect();
+    let mut fresh = 0;
+    for t in tasks {
+        fresh += t.await.unwrap().iter().filter(|f| **f).count();
+    }
+    assert_eq!(fresh, 1);
+    let ids = store.inbox_conversations(i64::MAX, 0, 10).await.unwrap();
+    assert_eq!(ids.len(), 1, "one contact, one conversation");
+    // Later messages of the user join the same conversation, in the platform's order.
+    let got = store
+        .store_inbound(&[
+            record("u1", "m-3", 30),
+            record("u1", "m-2", 20),
+            record("u1", "m-1", 10),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(got, vec![true, true, false]);
+    assert_eq!(
+        store.inbox_conversations(i64::MAX, 0, 10).await.unwrap(),
+        ids
+    );
+    let pending = store.pending_inbox(ids[0]).await.unwrap();
+    let order: Vec<&str> = pending
+        .iter()
+        .map(|i| i.platform_message_id.as_str())
+        .collect();
+    assert_eq!(order, vec!["m-1", "m-2", "m-3"]);
+    assert_eq!(pending[0].customer_id, "tg:u1");
+    // Not settled yet: nothing to process before its receipt time.
+    assert!(
+        store
+            .inbox_conversations(0, 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // One worker at a time per conversation.
+    let now = 1_000;
+    assert!(
+        store
+            .lease_inbox(ids[0], "a", now, now + 500)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .lease_inbox(ids[0], "b", now + 1, now + 500)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .inbox_conversations(i64::MAX, now + 1, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .lease_inbox(ids[0], "a", now + 2, now + 600)
+            .await
+            .unwrap(),
+        "renewal"
+    );
+    store.release_inbox(ids[0], "b").await.unwrap();
+    assert!(
+        !store
+            .lease_inbox(ids[0], "b", now + 3, now + 500)
+            .await
+            .unwrap()
+    );
+    store.release_inbox(ids[0], "a").await.unwrap();
+    assert!(
+        store
+            .lease_inbox(ids[0], "b", now + 4, now + 500)
+            .await
+            .unwrap()
+    );
+    // An expired lease can be taken over.
+    assert!(
+        store
+            .lease_inbox(ids[0], "c", now + 501, now + 900)
+            .await
+            .unwrap()
+    );
+
+    store.finish_inbox(pending[0].id, false).await.unwrap();
+    store.retry_inbox(pending[1].id).await.unwrap();
+    store.finish_inbox(pending[2].id, true).await.unwrap();
+    let left = store.pending_inbox(ids[0]).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].platform_message_id, "m-2");
+    assert_eq!(left[0].attempts, 1);
+}
+
+async fn channel_outbox_rows_commit_with_their_turn_in_order(store: Arc<dyn Store>) {
+    let id = channel_cases::conversation_of(store.as_ref(), "u2").await;
+    let customer = CustomerId::parse("tg:u2").unwrap();
+    let mut conv = conversation(&customer);
+    conv.id = id;
+    conv.channel = "telegram".into();
+    let mut note = message(Author::System, "handed off");
+    note.private = true;
+    let turn = Turn {
+        conversation: conv.clone(),
+        is_new: true,
+        expected_version: 0,
+        messages: vec![
+            message(Author::Shopper, "hi"),
+            message(Author::Bot, "first"),
+            message(Author::Bot, "second"),
+            note,
+        ],
+        events: vec![],
+        idempotency: None,
+        capacity_guard: None,
+    };
+    let committed = store.record_turn(&turn).await.unwrap();
+    // A conversation without a channel contact (widget, API) gets no outbox rows.
+    let other = conversation(&CustomerId::parse("c-77").unwrap());
+    store
+        .record_turn(&Turn {
+            conversation: other,
+            is_new: true,
+            expected_version: 0,
+            messages: vec![message(Author::Bot, "widget reply")],
+            events: vec![],
+            idempotency: None,
+            capacity_guard: None,
+        })
+        .await
+        .unwrap();
+    let rows = store.outbox(None, 100).await.unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let mut rows = rows;
+    rows.sort_by_key(|r| r.id);
+    assert_eq!(rows[0].text, "first");
+    assert_eq!(rows[0].address, "chat-u2");
+    assert_eq!(rows[0].channel, "telegram");
+    assert_eq!(rows[0].message_id, committed.message_ids[1]);
+    assert_eq!(rows[1].message_id, committed.message_ids[2]);
+    // A failed turn writes no outbox row either.
+    let stale = Turn {
+        conversation: conv.clone(),
+        is_new: false,
+        expected_version: 7,
+        messages: vec![message(Author::Bot, "never")],
+        events: vec![],
+        idempotency: None,
+        capacity_guard: None,
+    };
+    assert!(matches!(
+        store.record_turn(&stale).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(store.outbox(None, 100).await.unwrap().len(), 2);
+
+    // Only the conversation's oldest pending row is due; leases are exclusive.
+    let now = Utc::now().timestamp_millis() + 10;
+    let due = store.due_outbox(now, 10).await.unwrap();
+    assert_eq!(
+        due.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![rows[0].id]
+    );
+    let racers: Vec<_> = (0..5)
+        .map(|i| {
+            let store = store.clone();
+            let id = rows[0].id;
+            tokio::spawn(async move {
+                store
+                    .lease_outbox(id, &format!("w{i}"), now, now + 1000)
+                    .await
+                    .unwrap()
+                    .then_some(format!("w{i}"))
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for r in racers {
+        winners.extend(r.await.unwrap());
+    }
+    assert_eq!(winners.len(), 1, "one sender per row");
+    let owner = winners[0].clone();
+    assert!(
+        store.due_outbox(now, 10).await.unwrap().is_empty(),
+        "leased head blocks the rest"
+    );
+    let failed = Attempt::Failed {
+        error: "HTTP 500".into(),
+        retry_at_ms: Some(now + 5000),
+    };
+    assert!(
+        !store
+            .record_attempt(rows[0].id, "someone-else", &failed, Utc::now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .record_attempt(rows[0].id, &owner, &failed, Utc::now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        store.due_outbox(now, 10).await.unwrap().is_empty(),
+        "backing off, still the head"
+    );
+    let later = now + 5000;
+    assert_eq!(store.due_outbox(later, 10).await.unwrap()[0].id, rows[0].id);
+    assert!(
+        store
+            .lease_outbox(rows[0].id, "w", later, later + 1000)
+            .await
+            .unwrap()
+    );
+    let sent = Attempt::Delivered {
+        platform_message_id: Some("p-1".into()),
+    };
+    assert!(
+        store
+            .record_attempt(rows[0].id, "w", &sent, Utc::now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_attempt(rows[0].id, "w", &sent, Utc::now())
+            .await
+            .unwrap(),
+        "sent once"
+    );
+    let first = store.outbox_item(rows[0].id).await.unwrap().unwrap();
+    assert_eq!(first.state, "sent");
+    assert_eq!(first.attempts, 2);
+    assert_eq!(first.delivery_status.as_deref(), Some("sent"));
+    assert_eq!(store.due_outbox(later, 10).await.unwrap()[0].id, rows[1].id);
+
+    // Parked as dead, then revived by an admin.
+    assert!(
+        store
+            .lease_outbox(rows[1].id, "w", later, later + 1000)
+            .await
+            .unwrap()
+    );
+    let dead = Attempt::Failed {
+        error: "HTTP 400".into(),
+        retry_at_ms: None,
+    };
+    assert!(
+        store
+            .record_attempt(rows[1].id, "w", &dead, Utc::now())
+            .await
+            .unwrap()
+    );
+    assert!(store.due_outbox(later, 10).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .outbox(Some(OutboxState::Dead), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        !store.revive_outbox(rows[0].id, later).await.unwrap(),
+        "only dead rows"
+    );
+    assert!(store.revive_outbox(rows[1].id, later).await.unwrap());
+    let revived = store.outbox_item(rows[1].id).await.unwrap().unwrap();
+    assert_eq!((revived.state.as_str(), revived.attempts), ("pending", 0));
+
+    // Delivery statuses only move forward.
+    for (status, expect) in [
+        ("delivered", "delivered"),
+        ("read", "read"),
+        ("delivered", "read"),
+    ] {
+        assert!(
+            store
+                .update_delivery("telegram", "p-1", status, None)
+                .await
+                .unwrap()
+        );
+        let row = store.outbox_item(rows[0].id).await.unwrap().unwrap();
+        assert_eq!(row.delivery_status.as_deref(), Some(expect));
+    }
+    assert!(
+        !store
+            .update_delivery("telegram", "p-unknown", "read", None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .update_delivery("whatsapp", "p-1", "read", None)
+            .await
+            .unwrap()
+    );
+    let d = store.deliveries(id).await.unwrap();
+    assert_eq!(
+        d,
+        vec![
+            (
+                committed.message_ids[1],
+                "sent".to_string(),
+                Some("read".to_string())
+            ),
+            (committed.message_ids[2], "pending".to_string(), None),
+        ]
+    );
+    // A failure report keeps the platform's reason for admins.
+    assert!(
+        store
+            .update_delivery(
+                "telegram",
+                "p-1",
+                "failed",
+                Some("WhatsApp 131047 Re-engagement")
+            )
+            .await
+            .unwrap()
+    );
+    let row = store.outbox_item(rows[0].id).await.unwrap().unwrap();
+    assert_eq!(row.delivery_status.as_deref(), Some("failed"));
+    assert_eq!(
+        row.last_error.as_deref(),
+        Some("WhatsApp 131047 Re-engagement")
+    );
 }
