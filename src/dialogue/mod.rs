@@ -531,6 +531,7 @@ impl Dialogue {
             client_message_id: inbound.client_message_id.clone(),
             agent_id: None,
             private: false,
+            attachment: None,
         }];
         for reply in &replies {
             messages.push(bot_message(reply, &inbound.channel, now));
