@@ -534,8 +534,25 @@ async fn a_captioned_photo_of_a_damaged_item_reaches_a_person_who_sees_it() {
     .unwrap();
     assert_eq!(more["route_reason"], "waiting_for_human", "{more}");
 
-    // The agent who claims it reads both photos in the transcript and can open them.
+    // The queue previews the caption, not the empty text of the photo without one.
     let agent = create_agent(&app, "ann").await;
+    let queue: Value = app
+        .client
+        .get(format!("{}/api/v1/agent/queue", app.base))
+        .bearer_auth(&agent)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let preview = &queue["items"][0]["last_messages"];
+    assert_eq!(
+        preview[preview.as_array().unwrap().len() - 1],
+        caption[0].1,
+        "{queue}"
+    );
+    // The agent who claims it reads both photos in the transcript and can open them.
     let claimed: Value = app
         .client
         .post(format!("{}/api/v1/agent/claims", app.base))
