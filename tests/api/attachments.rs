@@ -604,3 +604,37 @@ async fn photos_work_on_postgresql_with_the_bytes_in_the_database() {
     assert!(stored_files(&app).is_empty());
     app.stop().await;
 }
+
+/// The acknowledgement is in the conversation's language, and the person it offers is one
+/// tap away: the quick reply it suggests hands the conversation off, with the photo in it.
+#[tokio::test]
+async fn the_offered_person_is_one_quick_reply_away_in_both_languages() {
+    let app = spawn_app().await;
+    for (customer, greeting, word) in [("c-1001", "你好", "照片"), ("c-2001", "hello", "photo")]
+    {
+        let (id, token) = conv(&app.say(customer, greeting, None).await);
+        let a: Value = upload(
+            &app,
+            (&id, &token),
+            fixture("broken-cup.webp"),
+            "image/webp",
+            &[],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+        let reply = a["replies"][0]["text"].as_str().unwrap();
+        assert!(reply.contains(word), "{reply}");
+        let offer = a["quick_replies"][0].as_str().unwrap();
+        let handed = app.say(customer, offer, Some((&id, &token))).await;
+        assert_eq!(handed["state"], "waiting_for_human", "{offer}: {handed}");
+        let photos = transcript(&app, &id)
+            .await
+            .iter()
+            .filter(|m| m.get("attachment").is_some())
+            .count();
+        assert_eq!(photos, 1);
+    }
+    app.stop().await;
+}
