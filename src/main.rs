@@ -203,6 +203,9 @@ struct ServeArgs {
     /// Longest accepted message in characters [default: 4000].
     #[arg(long, env = "SWITCHBOARD_MAX_TEXT_CHARS")]
     max_text_chars: Option<usize>,
+    /// Largest photo a shopper may attach, in bytes; larger gets 413 [default: 5242880].
+    #[arg(long, env = "SWITCHBOARD_MAX_ATTACHMENT_BYTES")]
+    max_attachment_bytes: Option<usize>,
     /// Shopper messages processed at once; more get 429 [default: 256].
     #[arg(long, env = "SWITCHBOARD_MAX_IN_FLIGHT")]
     max_in_flight: Option<usize>,
@@ -282,6 +285,7 @@ impl ServeArgs {
             agents_file: self.agents_file,
             max_body_bytes: self.max_body_bytes,
             max_text_chars: self.max_text_chars,
+            max_attachment_bytes: self.max_attachment_bytes,
             max_in_flight: self.max_in_flight,
             classifier_queue: self.classifier_queue,
             shutdown_timeout_secs: self.shutdown_timeout_secs,

@@ -64,6 +64,8 @@ pub struct Settings {
     pub identity_secret: Option<Secret>,
     pub max_body_bytes: usize,
     pub max_text_chars: usize,
+    /// Largest photo a shopper may attach, in bytes (413 beyond it).
+    pub max_attachment_bytes: usize,
     pub max_in_flight: usize,
     pub classifier_queue: usize,
     pub shutdown_timeout_secs: u64,
@@ -103,6 +105,7 @@ impl Default for Settings {
             identity_secret: None,
             max_body_bytes: 64 * 1024,
             max_text_chars: 4000,
+            max_attachment_bytes: 5 * 1024 * 1024,
             max_in_flight: 256,
             classifier_queue: 256,
             shutdown_timeout_secs: 20,
@@ -137,6 +140,7 @@ pub struct FileSettings {
     pub identity_secret: Option<Secret>,
     pub max_body_bytes: Option<usize>,
     pub max_text_chars: Option<usize>,
+    pub max_attachment_bytes: Option<usize>,
     pub max_in_flight: Option<usize>,
     pub classifier_queue: Option<usize>,
     pub shutdown_timeout_secs: Option<u64>,
@@ -202,6 +206,7 @@ impl Settings {
             kb_dir,
             max_body_bytes,
             max_text_chars,
+            max_attachment_bytes,
             max_in_flight,
             classifier_queue,
             shutdown_timeout_secs,
@@ -262,6 +267,9 @@ impl Settings {
         let bad = |m: &str| Err(SettingsError::Invalid(m.into()));
         if self.max_body_bytes < 256 {
             return bad("max_body_bytes must be at least 256");
+        }
+        if self.max_attachment_bytes < 1024 {
+            return bad("max_attachment_bytes must be at least 1024");
         }
         if self.max_in_flight == 0 || self.classifier_queue == 0 {
             return bad("max_in_flight and classifier_queue must be positive");

@@ -3,6 +3,7 @@
 //! FAQ, small talk) or hands off to a human, and commits the whole turn atomically.
 
 pub mod kb;
+pub mod photo;
 pub mod replies;
 pub mod tracking;
 
@@ -16,8 +17,9 @@ use serde_json::json;
 
 use crate::desk::{Desk, QueueStatus};
 use crate::domain::{
-    Author, Conversation, ConversationId, ConversationState, Customer, CustomerId, EventKind,
-    IllegalTransition, Lang, NewEvent, NewMessage, OrderId, RouteDecision, Slots, Tier, Transition,
+    AttachmentRef, Author, Conversation, ConversationId, ConversationState, Customer, CustomerId,
+    EventKind, IllegalTransition, Lang, NewEvent, NewMessage, OrderId, RouteDecision, Slots, Tier,
+    Transition,
 };
 use crate::intents::{Catalog, Role};
 use crate::live::Notifier;
@@ -28,6 +30,7 @@ use crate::routing::{Answer, BotPolicy, Decision, HandoffReason, RouteInput, dec
 use crate::routing::{RouteContext, RoutingPolicy};
 use crate::store::{IdempotencyRecord, Store, StoreError, Turn};
 use kb::KnowledgeBase;
+pub use photo::Photo;
 use replies::{Canned, canned};
 
 /// Which conversation a shopper message belongs to, as the edge established it.
@@ -126,6 +129,15 @@ pub struct IntentSummary {
     pub out_of_scope: bool,
 }
 
+/// What a shopper's message carries.
+enum Body {
+    Text,
+    /// Something the bot cannot read, described in the text (see
+    /// [`Dialogue::acknowledge_unsupported`]).
+    Unsupported,
+    Photo(Photo),
+}
+
 /// What a turn produced; stored as the idempotent answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TurnResult {
@@ -135,7 +147,8 @@ pub struct TurnResult {
     /// `bot` or `human`.
     pub route: String,
     pub route_reason: String,
-    pub intent: IntentSummary,
+    /// How the text was classified; `None` for a photo sent without a caption.
+    pub intent: Option<IntentSummary>,
     pub lang: Lang,
     /// The shopper's place in the human queue while waiting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -143,6 +156,9 @@ pub struct TurnResult {
     /// Answers the shopper can pick (closest topics, "More about …"); often empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub quick_replies: Vec<String>,
+    /// The photo the shopper's message carried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<AttachmentRef>,
 }
 
 /// Why a turn failed.
@@ -220,6 +236,8 @@ struct Decided {
     plan: Plan,
     events: Vec<NewEvent>,
     now: chrono::DateTime<Utc>,
+    /// The photo the shopper's message carries.
+    attachment: Option<AttachmentRef>,
 }
 
 /// " You are number 3 in line, about 4 minutes." in the shopper's language.
@@ -290,7 +308,7 @@ impl Dialogue {
     /// Handles one shopper message end to end. Returns the turn's result and whether it was a
     /// replay of an earlier identical request.
     pub async fn handle(&self, inbound: Inbound) -> Result<(TurnResult, bool), DialogueError> {
-        self.run(inbound, false).await
+        self.run(inbound, Body::Text).await
     }
 
     /// Keeps a message the bot cannot read (an image, sticker, location or voice note from a
@@ -300,17 +318,27 @@ impl Dialogue {
         &self,
         inbound: Inbound,
     ) -> Result<(TurnResult, bool), DialogueError> {
-        self.run(inbound, true).await
+        self.run(inbound, Body::Unsupported).await
+    }
+
+    /// Handles a photo the shopper sends to an existing conversation (`inbound.text` is its
+    /// caption, possibly empty): the photo is stored, then shown in a shopper message of a
+    /// turn like any other. Retries with the same `client_message_id` store it once.
+    pub async fn handle_photo(
+        &self,
+        inbound: Inbound,
+        photo: Photo,
+    ) -> Result<(TurnResult, bool), DialogueError> {
+        self.run(inbound, Body::Photo(photo)).await
     }
 
     /// Replays a retried message, or runs its turn holding the conversation's lock.
-    async fn run(
-        &self,
-        inbound: Inbound,
-        unsupported: bool,
-    ) -> Result<(TurnResult, bool), DialogueError> {
+    async fn run(&self, inbound: Inbound, body: Body) -> Result<(TurnResult, bool), DialogueError> {
         let scope = inbound.target.idempotency_scope();
-        let fingerprint = inbound.fingerprint();
+        let fingerprint = match &body {
+            Body::Photo(p) => p.fingerprint(&inbound.fingerprint()),
+            _ => inbound.fingerprint(),
+        };
         if let Some(key) = &inbound.client_message_id
             && let Some(stored) = self.store.idempotent(&scope, key).await?
         {
@@ -325,11 +353,13 @@ impl Dialogue {
             Some(l) => Some(l.lock().await),
             None => None,
         };
-        let result = if unsupported {
-            self.unsupported_locked(&inbound, &scope, &fingerprint)
-                .await
-        } else {
-            self.handle_locked(&inbound, &scope, &fingerprint).await
+        let result = match body {
+            Body::Text => self.text_locked(&inbound, &scope, &fingerprint).await,
+            Body::Unsupported => {
+                self.unsupported_locked(&inbound, &scope, &fingerprint)
+                    .await
+            }
+            Body::Photo(p) => self.photo_locked(&inbound, p, &scope, &fingerprint).await,
         };
         drop(guard);
         if let Some(id) = inbound.target.conversation_id() {
@@ -368,14 +398,15 @@ impl Dialogue {
                 replies: vec![reply.clone()],
                 route: "bot".into(),
                 route_reason: "unsupported_message".into(),
-                intent: IntentSummary {
+                intent: Some(IntentSummary {
                     name: "unsupported".into(),
                     confidence: 1.0,
                     out_of_scope: true,
-                },
+                }),
                 lang: conv.lang,
                 queue: None,
                 quick_replies: Vec::new(),
+                attachment: None,
             };
             let mut shopper = NewMessage::plain(
                 Author::Shopper,
@@ -420,22 +451,83 @@ impl Dialogue {
         }
     }
 
-    async fn handle_locked(
+    async fn text_locked(
         &self,
         inbound: &Inbound,
         scope: &str,
         fingerprint: &str,
     ) -> Result<(TurnResult, bool), DialogueError> {
         let classification = self.classify(&inbound.text).await?;
+        self.turn(inbound, Some(&classification), None, scope, fingerprint)
+            .await
+    }
+
+    /// Stores the photo, then runs its turn; an upload whose turn is not stored (an error, or
+    /// a concurrent retry that won) is removed again.
+    async fn photo_locked(
+        &self,
+        inbound: &Inbound,
+        photo: Photo,
+        scope: &str,
+        fingerprint: &str,
+    ) -> Result<(TurnResult, bool), DialogueError> {
+        let Some(id) = inbound.target.conversation_id() else {
+            return Err(DialogueError::NotFound);
+        };
+        // A retry that waited for the lock finds its answer without storing the photo again.
+        if let Some(key) = &inbound.client_message_id
+            && let Some(stored) = self.store.idempotent(scope, key).await?
+        {
+            return Ok((replay(stored, fingerprint)?, true));
+        }
+        if self.store.conversation(id).await?.is_none() {
+            return Err(DialogueError::NotFound);
+        }
+        let classification = match inbound.text.is_empty() {
+            true => None,
+            false => Some(self.classify(&inbound.text).await?),
+        };
+        let meta = photo.describe(id, Utc::now());
+        self.store.put_attachment(&meta, &photo.bytes).await?;
+        let attachment = meta.reference();
+        let outcome = self
+            .turn(
+                inbound,
+                classification.as_ref(),
+                Some(&attachment),
+                scope,
+                fingerprint,
+            )
+            .await;
+        if !matches!(outcome, Ok((_, false)))
+            && let Err(e) = self.store.delete_attachment(attachment.id).await
+        {
+            tracing::warn!(error = %e, "an unused upload could not be removed");
+        }
+        outcome
+    }
+
+    /// Runs one turn for a shopper message: its classification (none for a photo without a
+    /// caption) and its photo, if any.
+    async fn turn(
+        &self,
+        inbound: &Inbound,
+        classification: Option<&Classification>,
+        attachment: Option<&AttachmentRef>,
+        scope: &str,
+        fingerprint: &str,
+    ) -> Result<(TurnResult, bool), DialogueError> {
         // A turn is computed from the conversation as read and committed only if nobody
         // changed it meanwhile (an agent's claim, another instance's turn); otherwise it is
         // computed again from the new state.
         let mut attempt = 0;
         loop {
             let loaded = self.load(inbound).await?;
-            let turn = self.decide(inbound, &classification, loaded).await?;
+            let turn = self
+                .decide(inbound, classification, attachment, loaded)
+                .await?;
             match self
-                .commit(inbound, scope, fingerprint, &classification, turn)
+                .commit(inbound, scope, fingerprint, classification, turn)
                 .await
             {
                 Err(DialogueError::Store(StoreError::Conflict)) if attempt < 8 => attempt += 1,
@@ -523,7 +615,8 @@ impl Dialogue {
     async fn decide(
         &self,
         inbound: &Inbound,
-        classification: &Classification,
+        classification: Option<&Classification>,
+        attachment: Option<&AttachmentRef>,
         loaded: Loaded,
     ) -> Result<Decided, DialogueError> {
         let Loaded {
@@ -553,19 +646,29 @@ impl Dialogue {
             conv.resolution = None;
             conv.csat_score = None;
         }
-        let plan = match conv.state {
-            ConversationState::Bot => {
-                self.plan(inbound, classification, &mut conv, customer.tier)
-                    .await
+        let plan = match (conv.state, classification) {
+            (ConversationState::Bot, Some(classification)) => {
+                let before = conv.slots.clone();
+                let plan = self
+                    .plan(inbound, classification, &mut conv, customer.tier)
+                    .await;
+                // A caption the bot cannot act on is no miss: the photo is acknowledged.
+                if attachment.is_some() && photo::caption_missed(&plan.reason, &plan.handoff) {
+                    conv.slots = before;
+                    photo::acknowledge(lang)
+                } else {
+                    plan
+                }
             }
-            ConversationState::WaitingForHuman => Plan {
+            (ConversationState::Bot, None) => photo::acknowledge(lang),
+            (ConversationState::WaitingForHuman, _) => Plan {
                 replies: vec![canned(Canned::StillWaiting, lang).to_string()],
                 route: "human",
                 reason: "waiting_for_human".into(),
                 handoff: None,
                 quick_replies: Vec::new(),
             },
-            ConversationState::WithHuman | ConversationState::Resolved => Plan {
+            (ConversationState::WithHuman | ConversationState::Resolved, _) => Plan {
                 replies: Vec::new(),
                 route: "human",
                 reason: "with_human".into(),
@@ -573,7 +676,8 @@ impl Dialogue {
                 quick_replies: Vec::new(),
             },
         };
-        if let Some(reason) = &plan.handoff {
+        // Only a classified message hands off (a photo alone never does).
+        if let (Some(reason), Some(classification)) = (&plan.handoff, classification) {
             let from = conv.transition(Transition::Handoff)?;
             // Only a handoff pays for the recent-contacts count its ticket needs.
             let recent = self
@@ -613,6 +717,7 @@ impl Dialogue {
             plan,
             events,
             now,
+            attachment: attachment.cloned(),
         })
     }
 
@@ -622,7 +727,7 @@ impl Dialogue {
         inbound: &Inbound,
         scope: &str,
         fingerprint: &str,
-        classification: &Classification,
+        classification: Option<&Classification>,
         decided: Decided,
     ) -> Result<(TurnResult, bool), DialogueError> {
         let Decided {
@@ -632,6 +737,7 @@ impl Dialogue {
             plan,
             events,
             now,
+            attachment,
         } = decided;
         let queue = self.desk.status(&conv).await.ok().flatten();
         let mut replies = plan.replies.clone();
@@ -644,24 +750,25 @@ impl Dialogue {
             replies: replies.clone(),
             route: plan.route.to_string(),
             route_reason: plan.reason.clone(),
-            intent: IntentSummary {
-                name: classification.intent.clone(),
-                confidence: classification.confidence,
-                out_of_scope: classification.out_of_scope,
-            },
+            intent: classification.map(|c| IntentSummary {
+                name: c.intent.clone(),
+                confidence: c.confidence,
+                out_of_scope: c.out_of_scope,
+            }),
             lang: conv.lang,
             queue,
             quick_replies: plan.quick_replies.clone(),
+            attachment: attachment.clone(),
         };
         let mut messages = vec![NewMessage {
             author: Author::Shopper,
             text: inbound.text.clone(),
             at: inbound.target.sent_at().unwrap_or(now),
             channel: inbound.channel.clone(),
-            intent: Some(classification.intent.clone()),
-            confidence: Some(classification.confidence),
-            out_of_scope: Some(classification.out_of_scope),
-            alternatives: classification.alternatives.clone(),
+            intent: classification.map(|c| c.intent.clone()),
+            confidence: classification.map(|c| c.confidence),
+            out_of_scope: classification.map(|c| c.out_of_scope),
+            alternatives: classification.map_or_else(Vec::new, |c| c.alternatives.clone()),
             route: Some(RouteDecision {
                 route: plan.route.into(),
                 reason: plan.reason.clone(),
@@ -669,6 +776,7 @@ impl Dialogue {
             client_message_id: inbound.client_message_id.clone(),
             agent_id: None,
             private: false,
+            attachment,
         }];
         for reply in &replies {
             messages.push(bot_message(reply, &inbound.channel, now));
@@ -723,7 +831,7 @@ impl Dialogue {
         }
         self.metrics.record_turn(
             plan.route,
-            &classification.intent,
+            classification.map_or(photo::INTENT_LABEL, |c| c.intent.as_str()),
             plan.route == "bot" && plan.handoff.is_none(),
         );
         Ok((result, false))

@@ -21,6 +21,7 @@ pub enum Canned {
     ContactMismatch,
     /// A message the bot cannot read (image, sticker, location, voice note).
     Unsupported,
+    PhotoReceived,
 }
 
 /// The sentence for `c` in `lang`.
@@ -104,6 +105,12 @@ pub fn canned(c: Canned, lang: Lang) -> &'static str {
         }
         (ContactMismatch, Lang::Zh) => {
             "抱歉，您提供的信息与该订单号不匹配。请核对订单号，以及订单上的邮箱、手机号或邮编。"
+        }
+        (PhotoReceived, Lang::En) => {
+            "Thanks, I've got your photo. I can't look at pictures myself, but a member of our support team can: choose “I want to talk to a person” and they will see it, or tell me in a few words what happened."
+        }
+        (PhotoReceived, Lang::Zh) => {
+            "已收到您的照片。我暂时无法查看图片，人工客服可以帮您查看：点击“我要找人工客服”即可转接，客服会看到这张照片；您也可以简单描述一下发生了什么。"
         }
     }
 }

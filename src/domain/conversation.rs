@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{AgentId, ConversationId, CustomerId, HandoffTicket, Lang, OrderId};
+use super::{AgentId, AttachmentRef, ConversationId, CustomerId, HandoffTicket, Lang, OrderId};
 use crate::nlu::Alternative;
 
 /// Who holds the conversation.
@@ -197,6 +197,8 @@ pub struct NewMessage {
     pub agent_id: Option<AgentId>,
     /// A private note: shown to agents, never to the shopper.
     pub private: bool,
+    /// A photo the shopper attached (the text is then its caption, possibly empty).
+    pub attachment: Option<AttachmentRef>,
 }
 
 impl NewMessage {
@@ -220,6 +222,7 @@ impl NewMessage {
             client_message_id: None,
             agent_id: None,
             private: false,
+            attachment: None,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! Parsed at the edge (HTTP, CLI, files) and trusted inside.
 
 pub mod agent;
+pub mod attachment;
 pub mod conversation;
 pub mod customer;
 pub mod event;
@@ -12,6 +13,7 @@ pub mod text;
 pub mod ticket;
 
 pub use agent::{Agent, AgentId, AgentStatus};
+pub use attachment::{Attachment, AttachmentId, AttachmentRef, ImageType};
 pub use conversation::{
     Author, Conversation, ConversationState, IllegalTransition, Message, NewMessage, RouteDecision,
     Slots, Transition,

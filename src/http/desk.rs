@@ -68,9 +68,10 @@ async fn queue_item(
         None
     };
     let messages = state.store.messages(c.id).await?;
+    // A photo without a caption has no words to preview (nor, below, to suggest replies to).
     let mut last: Vec<String> = messages
         .into_iter()
-        .filter(|m| m.body.author == Author::Shopper)
+        .filter(|m| m.body.author == Author::Shopper && !m.body.text.is_empty())
         .map(|m| m.body.text)
         .rev()
         .take(3)
@@ -159,7 +160,7 @@ async fn agent_view(state: &AppState, c: Conversation) -> Result<AgentConversati
     let messages = state.store.messages(c.id).await?;
     let mut recent: Vec<String> = messages
         .iter()
-        .filter(|m| m.body.author == Author::Shopper)
+        .filter(|m| m.body.author == Author::Shopper && !m.body.text.is_empty())
         .map(|m| m.body.text.clone())
         .rev()
         .take(2)

@@ -72,7 +72,7 @@ pub struct Reply {
 }
 
 /// The classification summary.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Default, Serialize, ToSchema)]
 pub struct IntentOut {
     pub name: String,
     pub confidence: f32,
@@ -113,7 +113,7 @@ fn parse_channel(c: Option<String>) -> Result<String, ApiError> {
     }
 }
 
-fn parse_client_message_id(k: Option<String>) -> Result<Option<String>, ApiError> {
+pub(super) fn parse_client_message_id(k: Option<String>) -> Result<Option<String>, ApiError> {
     match k {
         Some(k)
             if k.is_empty()
@@ -235,15 +235,22 @@ fn respond(state: &AppState, r: TurnResult, replayed: bool) -> MessageResponse {
         replies: r.replies.into_iter().map(|text| Reply { text }).collect(),
         route: r.route,
         route_reason: r.route_reason,
-        intent: IntentOut {
-            name: r.intent.name,
-            confidence: r.intent.confidence,
-            out_of_scope: r.intent.out_of_scope,
-        },
+        // A text message is always classified.
+        intent: r.intent.map(Into::into).unwrap_or_default(),
         lang: r.lang.as_str().into(),
         replayed,
         queue: r.queue,
         quick_replies: r.quick_replies,
+    }
+}
+
+impl From<crate::dialogue::IntentSummary> for IntentOut {
+    fn from(i: crate::dialogue::IntentSummary) -> Self {
+        Self {
+            name: i.name,
+            confidence: i.confidence,
+            out_of_scope: i.out_of_scope,
+        }
     }
 }
 
@@ -280,6 +287,9 @@ pub struct MessageOut {
     /// then the platform's status (`sent`, `delivered`, `read`, `failed`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delivery: Option<String>,
+    /// The photo the shopper attached (`text` is then its caption, possibly empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<super::attachments::AttachmentOut>,
 }
 
 /// Why and when a conversation was handed off.
@@ -419,6 +429,7 @@ pub fn conversation_out(
                     agent_id: b.agent_id.map(|a| a.to_string()),
                     private: b.private,
                     delivery: None,
+                    attachment: b.attachment.as_ref().map(Into::into),
                 }
             })
             .collect(),

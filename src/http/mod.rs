@@ -3,6 +3,7 @@
 //! engine or the store.
 
 pub mod agents;
+pub mod attachments;
 pub mod auth;
 pub mod channels;
 pub mod customers;
@@ -64,6 +65,7 @@ pub struct AppState {
     info(title = "Switchboard API", description = "After-sales chat: understand, answer, route."),
     paths(
         messages::post_message, messages::get_conversation, messages::post_csat,
+        attachments::upload, attachments::download,
         agents::create, agents::list, agents::patch, agents::delete,
         desk::queue, desk::claim_next, desk::claim, desk::get, desk::reply, desk::note,
         desk::transfer, desk::handback, desk::resolve,
@@ -73,6 +75,7 @@ pub struct AppState {
     ),
     components(schemas(
         messages::MessageRequest, messages::MessageResponse, messages::ConversationOut,
+        attachments::AttachmentResponse, attachments::AttachmentOut,
         error::ErrorBody, customers::CustomerBody, customers::CustomerPut, customers::Imported, ops::Ready,
         channels::OutboxList, channels::OutboxOut, channels::OutboxStateParam,
         channels::ContactBody, channels::ContactOut, channels::ContactChannel
@@ -112,6 +115,12 @@ pub fn router(state: AppState) -> Router {
             put(customers::put_customer).get(customers::get_customer),
         )
         .route("/api/v1/conversations/{id}/csat", post(messages::post_csat))
+        .route(
+            "/api/v1/conversations/{id}/attachments",
+            post(attachments::upload)
+                .layer(DefaultBodyLimit::max(state.settings.max_attachment_bytes)),
+        )
+        .route("/api/v1/attachments/{id}", get(attachments::download))
         .route(
             "/api/v1/conversations/{id}/events",
             get(live::conversation_events),

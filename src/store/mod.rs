@@ -1,13 +1,14 @@
 //! Persistence, split by concern: conversations and their turns, customers, orders, agents,
-//! the event log, and the messaging channels' contacts, inbox and outbox (`channels.rs`).
-//! `Store` is all of them together; the embedded SQLite backend is the default and a
-//! PostgreSQL backend implements the same traits and passes the same suite
+//! the event log, shoppers' photos, and the messaging channels' contacts, inbox and outbox
+//! (`channels.rs`). `Store` is all of them together; the embedded SQLite backend is the default
+//! and a PostgreSQL backend implements the same traits and passes the same suite
 //! (`tests/api/store_suite.rs`). Row structs in `rows.rs` are shared by backends, so a backend
 //! only writes SQL.
 
 pub mod backend;
 pub mod channel_sql;
 pub mod channels;
+pub mod files;
 pub mod postgres;
 pub mod rows;
 pub mod sqlite;
@@ -18,8 +19,8 @@ use chrono::{DateTime, Utc};
 pub use channels::ChannelStore;
 
 use crate::domain::{
-    Agent, AgentId, Conversation, ConversationId, Customer, CustomerId, Event, Message, NewEvent,
-    NewMessage, Order, OrderId,
+    Agent, AgentId, Attachment, AttachmentId, Conversation, ConversationId, Customer, CustomerId,
+    Event, Message, NewEvent, NewMessage, Order, OrderId,
 };
 
 /// Storage failures.
@@ -201,10 +202,34 @@ pub trait EventStore: Send + Sync {
     async fn last_seq(&self) -> Result<i64, StoreError>;
 }
 
+/// Photos shoppers attach: metadata and bytes. The embedded store keeps the bytes as files in
+/// the data directory (written to a temporary file, fsynced, renamed, directory fsynced, all
+/// before the metadata row commits); PostgreSQL keeps them in the database, since instances
+/// share no disk. An attachment is stored first and then named by the message of the turn
+/// that shows it (`NewMessage::attachment`).
+#[async_trait]
+pub trait AttachmentStore: Send + Sync {
+    /// Stores `bytes` (described by `meta`, whose conversation must exist) durably.
+    async fn put_attachment(&self, meta: &Attachment, bytes: &[u8]) -> Result<(), StoreError>;
+    /// The metadata, without the bytes.
+    async fn attachment(&self, id: AttachmentId) -> Result<Option<Attachment>, StoreError>;
+    /// The bytes; [`StoreError::Corrupt`] when they no longer match their SHA-256.
+    async fn attachment_bytes(&self, id: AttachmentId) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Removes an attachment that no message names (an upload whose turn was not stored);
+    /// false when a message names it or there is none.
+    async fn delete_attachment(&self, id: AttachmentId) -> Result<bool, StoreError>;
+}
+
 /// The storage the service runs on.
 #[async_trait]
 pub trait Store:
-    ConversationStore + CustomerStore + OrderStore + AgentStore + EventStore + ChannelStore
+    ConversationStore
+    + CustomerStore
+    + OrderStore
+    + AgentStore
+    + EventStore
+    + ChannelStore
+    + AttachmentStore
 {
     /// Cheap round trip proving the database answers.
     async fn ping(&self) -> Result<(), StoreError>;

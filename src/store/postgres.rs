@@ -25,15 +25,16 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{PgPool, Row};
 
 use super::rows::{
-    AgentRow, ConversationRow, CustomerRow, EventRow, MessageRow, message_event_data,
+    ATTACHMENT_COLUMNS, AgentRow, AttachmentRow, ConversationRow, CustomerRow, EventRow,
+    MESSAGE_COLUMNS, MessageRow, message_event_data,
 };
 use super::{
-    AgentStore, Committed, ConversationStore, CustomerStore, EventFilter, EventStore,
-    IdempotencyRecord, OrderStore, Store, StoreError, Turn,
+    AgentStore, AttachmentStore, Committed, ConversationStore, CustomerStore, EventFilter,
+    EventStore, IdempotencyRecord, OrderStore, Store, StoreError, Turn,
 };
 use crate::domain::{
-    Agent, AgentId, Conversation, ConversationId, ConversationState, Customer, CustomerId, Event,
-    EventKind, Message, NewEvent, Order, OrderId,
+    Agent, AgentId, Attachment, AttachmentId, Conversation, ConversationId, ConversationState,
+    Customer, CustomerId, Event, EventKind, Message, NewEvent, Order, OrderId,
 };
 
 /// The notification channel commits announce their last event sequence on.
@@ -181,10 +182,10 @@ impl ConversationStore for PgStore {
     }
 
     async fn messages(&self, id: ConversationId) -> Result<Vec<Message>, StoreError> {
-        let rows: Vec<MessageRow> = sqlx::query_as(
-            "SELECT id, author, text, at, channel, intent, confidence, out_of_scope, alternatives, route, route_reason, client_message_id, agent_id, private
-             FROM messages WHERE conversation_id = $1 ORDER BY id",
-        )
+        let rows: Vec<MessageRow> = sqlx::query_as(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages m LEFT JOIN attachments a ON a.id = m.attachment_id
+             WHERE m.conversation_id = $1 ORDER BY m.id"
+        ))
         .bind(id.to_string())
         .fetch_all(&self.pool)
         .await?;
@@ -318,8 +319,8 @@ impl ConversationStore for PgStore {
         let mut events = Vec::with_capacity(turn.messages.len() + turn.events.len());
         for m in &turn.messages {
             let id: i64 = sqlx::query_scalar(
-                "INSERT INTO messages (conversation_id, author, text, at, channel, intent, confidence, out_of_scope, alternatives, route, route_reason, client_message_id, agent_id, private)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
+                "INSERT INTO messages (conversation_id, author, text, at, channel, intent, confidence, out_of_scope, alternatives, route, route_reason, client_message_id, agent_id, private, attachment_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
             )
             .bind(c.id.to_string())
             .bind(m.author.as_str())
@@ -335,6 +336,7 @@ impl ConversationStore for PgStore {
             .bind(&m.client_message_id)
             .bind(m.agent_id.as_ref().map(|a| a.as_str().to_string()))
             .bind(i64::from(m.private))
+            .bind(m.attachment.as_ref().map(|a| a.id.to_string()))
             .fetch_one(&mut *tx)
             .await?;
             message_ids.push(id);
@@ -699,6 +701,62 @@ impl EventStore for PgStore {
                 .await?
                 .unwrap_or(0),
         )
+    }
+}
+
+#[async_trait]
+impl AttachmentStore for PgStore {
+    async fn put_attachment(&self, meta: &Attachment, bytes: &[u8]) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO attachments (id, conversation_id, content_type, size, sha256, created_at, bytes)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(meta.id.to_string())
+        .bind(meta.conversation_id.to_string())
+        .bind(meta.content_type.content_type())
+        .bind(i64::try_from(meta.size).map_err(|_| corrupt("attachment size"))?)
+        .bind(&meta.sha256)
+        .bind(meta.created_at)
+        .bind(bytes)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn attachment(&self, id: AttachmentId) -> Result<Option<Attachment>, StoreError> {
+        let row: Option<AttachmentRow> = sqlx::query_as(&format!(
+            "SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(Attachment::try_from).transpose()
+    }
+
+    async fn attachment_bytes(&self, id: AttachmentId) -> Result<Option<Vec<u8>>, StoreError> {
+        let row: Option<(Vec<u8>, String)> =
+            sqlx::query_as("SELECT bytes, sha256 FROM attachments WHERE id = $1")
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some((bytes, sha256)) = row else {
+            return Ok(None);
+        };
+        if crate::domain::attachment::sha256_hex(&bytes) != sha256 {
+            return Err(corrupt("attachment bytes do not match their SHA-256"));
+        }
+        Ok(Some(bytes))
+    }
+
+    async fn delete_attachment(&self, id: AttachmentId) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "DELETE FROM attachments WHERE id = $1
+               AND NOT EXISTS (SELECT 1 FROM messages WHERE attachment_id = $1)",
+        )
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() > 0)
     }
 }
 

@@ -5,8 +5,9 @@ use chrono::{DateTime, Utc};
 
 use super::StoreError;
 use crate::domain::{
-    Agent, AgentId, AgentStatus, Author, Conversation, ConversationId, ConversationState, Customer,
-    CustomerId, Event, EventKind, Lang, Message, NewMessage, RouteDecision, Tier,
+    Agent, AgentId, AgentStatus, Attachment, AttachmentId, AttachmentRef, Author, Conversation,
+    ConversationId, ConversationState, Customer, CustomerId, Event, EventKind, ImageType, Lang,
+    Message, NewMessage, RouteDecision, Tier,
 };
 
 fn corrupt(what: &str) -> StoreError {
@@ -89,7 +90,15 @@ pub struct MessageRow {
     pub client_message_id: Option<String>,
     pub agent_id: Option<String>,
     pub private: i64,
+    /// From `LEFT JOIN attachments`: the attachment the message names, if any.
+    pub attachment_id: Option<String>,
+    pub attachment_type: Option<String>,
+    pub attachment_size: Option<i64>,
 }
+
+/// The message columns every backend selects, with its attachment (`messages m LEFT JOIN
+/// attachments a`).
+pub const MESSAGE_COLUMNS: &str = "m.id, m.author, m.text, m.at, m.channel, m.intent, m.confidence, m.out_of_scope, m.alternatives, m.route, m.route_reason, m.client_message_id, m.agent_id, m.private, a.id AS attachment_id, a.content_type AS attachment_type, a.size AS attachment_size";
 
 impl TryFrom<MessageRow> for Message {
     type Error = StoreError;
@@ -116,10 +125,49 @@ impl TryFrom<MessageRow> for Message {
                     .map(|a| AgentId::parse(a).map_err(|_| corrupt("agent id")))
                     .transpose()?,
                 private: r.private != 0,
+                attachment: match (r.attachment_id, r.attachment_type, r.attachment_size) {
+                    (Some(id), Some(t), Some(size)) => Some(AttachmentRef {
+                        id: AttachmentId::parse(&id).ok_or_else(|| corrupt("attachment id"))?,
+                        content_type: ImageType::parse(&t)
+                            .ok_or_else(|| corrupt("attachment type"))?,
+                        size: u64::try_from(size).map_err(|_| corrupt("attachment size"))?,
+                    }),
+                    _ => None,
+                },
             },
         })
     }
 }
+
+/// `attachments` (metadata only; the bytes are read separately).
+#[derive(Debug, sqlx::FromRow)]
+pub struct AttachmentRow {
+    pub id: String,
+    pub conversation_id: String,
+    pub content_type: String,
+    pub size: i64,
+    pub sha256: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl TryFrom<AttachmentRow> for Attachment {
+    type Error = StoreError;
+    fn try_from(r: AttachmentRow) -> Result<Self, StoreError> {
+        Ok(Attachment {
+            id: AttachmentId::parse(&r.id).ok_or_else(|| corrupt("attachment id"))?,
+            conversation_id: ConversationId::parse(&r.conversation_id)
+                .map_err(|_| corrupt("conversation id"))?,
+            content_type: ImageType::parse(&r.content_type)
+                .ok_or_else(|| corrupt("attachment type"))?,
+            size: u64::try_from(r.size).map_err(|_| corrupt("attachment size"))?,
+            sha256: r.sha256,
+            created_at: r.created_at,
+        })
+    }
+}
+
+/// The metadata columns of `attachments`.
+pub const ATTACHMENT_COLUMNS: &str = "id, conversation_id, content_type, size, sha256, created_at";
 
 /// `customers`.
 #[derive(Debug, sqlx::FromRow)]
@@ -229,6 +277,9 @@ pub fn message_event_data(id: i64, m: &NewMessage, agent_name: Option<&str>) -> 
     }
     if let Some(i) = &m.intent {
         msg["intent"] = serde_json::json!({"name": i, "confidence": m.confidence});
+    }
+    if let Some(a) = &m.attachment {
+        msg["attachment"] = a.to_json();
     }
     serde_json::json!({ "message": msg })
 }

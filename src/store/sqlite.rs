@@ -5,6 +5,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,22 +13,26 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+use super::files::AttachmentFiles;
 use super::rows::{
-    AgentRow, ConversationRow, CustomerRow, EventRow, MessageRow, message_event_data,
+    ATTACHMENT_COLUMNS, AgentRow, AttachmentRow, ConversationRow, CustomerRow, EventRow,
+    MESSAGE_COLUMNS, MessageRow, message_event_data,
 };
 use super::{
-    AgentStore, Committed, ConversationStore, CustomerStore, EventFilter, EventStore,
-    IdempotencyRecord, OrderStore, Store, StoreError, Turn,
+    AgentStore, AttachmentStore, Committed, ConversationStore, CustomerStore, EventFilter,
+    EventStore, IdempotencyRecord, OrderStore, Store, StoreError, Turn,
 };
 use crate::domain::{
-    Agent, AgentId, Conversation, ConversationId, ConversationState, Customer, CustomerId, Event,
-    EventKind, Message, NewEvent, Order, OrderId,
+    Agent, AgentId, Attachment, AttachmentId, Conversation, ConversationId, ConversationState,
+    Customer, CustomerId, Event, EventKind, Message, NewEvent, Order, OrderId,
 };
 
 /// The SQLite store.
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Attachment bytes, as files in `dir/attachments`.
+    files: Arc<AttachmentFiles>,
 }
 
 impl SqliteStore {
@@ -46,7 +51,8 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
+        let files = Arc::new(AttachmentFiles::new(dir.join("attachments")));
+        Ok(Self { pool, files })
     }
 }
 
@@ -101,10 +107,10 @@ impl ConversationStore for SqliteStore {
     }
 
     async fn messages(&self, id: ConversationId) -> Result<Vec<Message>, StoreError> {
-        let rows: Vec<MessageRow> = sqlx::query_as(
-            "SELECT id, author, text, at, channel, intent, confidence, out_of_scope, alternatives, route, route_reason, client_message_id, agent_id, private
-             FROM messages WHERE conversation_id = ? ORDER BY id",
-        )
+        let rows: Vec<MessageRow> = sqlx::query_as(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages m LEFT JOIN attachments a ON a.id = m.attachment_id
+             WHERE m.conversation_id = ? ORDER BY m.id"
+        ))
         .bind(id.to_string())
         .fetch_all(&self.pool)
         .await?;
@@ -244,8 +250,8 @@ impl ConversationStore for SqliteStore {
         };
         for m in &turn.messages {
             let id: i64 = sqlx::query_scalar(
-                "INSERT INTO messages (conversation_id, author, text, at, channel, intent, confidence, out_of_scope, alternatives, route, route_reason, client_message_id, agent_id, private)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                "INSERT INTO messages (conversation_id, author, text, at, channel, intent, confidence, out_of_scope, alternatives, route, route_reason, client_message_id, agent_id, private, attachment_id)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             )
             .bind(c.id.to_string())
             .bind(m.author.as_str())
@@ -261,6 +267,7 @@ impl ConversationStore for SqliteStore {
             .bind(&m.client_message_id)
             .bind(m.agent_id.as_ref().map(|a| a.as_str().to_string()))
             .bind(i64::from(m.private))
+            .bind(m.attachment.as_ref().map(|a| a.id.to_string()))
             .fetch_one(&mut *tx)
             .await?;
             committed.message_ids.push(id);
@@ -631,6 +638,89 @@ impl EventStore for SqliteStore {
                 .await?
                 .unwrap_or(0),
         )
+    }
+}
+
+fn io(e: std::io::Error) -> StoreError {
+    StoreError::Database(sqlx::Error::Io(e))
+}
+
+/// Runs blocking file work off the async runtime.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("file task: {e}")))?
+        .map_err(io)
+}
+
+#[async_trait]
+impl AttachmentStore for SqliteStore {
+    async fn put_attachment(&self, meta: &Attachment, bytes: &[u8]) -> Result<(), StoreError> {
+        // The file is durable before the row that names it commits.
+        let (files, id, data) = (self.files.clone(), meta.id, bytes.to_vec());
+        blocking(move || files.write(id, &data)).await?;
+        let inserted = sqlx::query(
+            "INSERT INTO attachments (id, conversation_id, content_type, size, sha256, created_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(meta.id.to_string())
+        .bind(meta.conversation_id.to_string())
+        .bind(meta.content_type.content_type())
+        .bind(i64::try_from(meta.size).map_err(|_| corrupt("attachment size"))?)
+        .bind(&meta.sha256)
+        .bind(meta.created_at)
+        .execute(&self.pool)
+        .await;
+        if let Err(e) = inserted {
+            let files = self.files.clone();
+            let _ = blocking(move || files.remove(id)).await;
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    async fn attachment(&self, id: AttachmentId) -> Result<Option<Attachment>, StoreError> {
+        let row: Option<AttachmentRow> = sqlx::query_as(&format!(
+            "SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE id = ?"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(Attachment::try_from).transpose()
+    }
+
+    async fn attachment_bytes(&self, id: AttachmentId) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(meta) = self.attachment(id).await? else {
+            return Ok(None);
+        };
+        let files = self.files.clone();
+        let bytes = blocking(move || files.read(id))
+            .await?
+            .ok_or_else(|| corrupt("attachment file missing"))?;
+        if crate::domain::attachment::sha256_hex(&bytes) != meta.sha256 {
+            return Err(corrupt("attachment file does not match its SHA-256"));
+        }
+        Ok(Some(bytes))
+    }
+
+    async fn delete_attachment(&self, id: AttachmentId) -> Result<bool, StoreError> {
+        let deleted = sqlx::query(
+            "DELETE FROM attachments WHERE id = ?
+               AND NOT EXISTS (SELECT 1 FROM messages WHERE attachment_id = ?)",
+        )
+        .bind(id.to_string())
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            > 0;
+        if deleted {
+            let files = self.files.clone();
+            blocking(move || files.remove(id)).await?;
+        }
+        Ok(deleted)
     }
 }
 

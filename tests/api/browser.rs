@@ -508,3 +508,101 @@ async fn only_configured_shop_origins_may_call_the_api_cross_origin() {
     );
     app.stop().await;
 }
+
+/// The widget's photo messages: `(has a loaded thumbnail, caption)`, and its notices.
+const PHOTOS: &str = "var r = document.querySelector('switchboard-chat').shadowRoot; return {photos: Array.from(r.querySelectorAll('.msg.shopper img.photo')).map(function (i) { return i.complete && i.naturalWidth > 0; }), notices: Array.from(r.querySelectorAll('.msg.system')).map(function (m) { return m.textContent; })};";
+
+#[tokio::test]
+async fn a_shopper_attaches_a_photo_with_the_keyboard_and_a_non_image_is_refused() {
+    let _one = ONE_BROWSER.lock().await;
+    let app = spawn_app().await;
+    let b = Browser::start(1100, 780).await;
+    open_chat(&app, &b, "c-2001", "en").await;
+    ask(&b, "Hello").await;
+
+    // Tab from the message box reaches the attach button, which says what it does.
+    b.keys(None, TAB).await;
+    let focused = b
+        .js(
+            "var r = document.querySelector('switchboard-chat').shadowRoot; var a = r.activeElement; return a && a.classList.contains('attach') && !a.hidden ? a.getAttribute('aria-label') : null;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(focused, "Attach a photo");
+    // The button opens the file chooser; WebDriver fills the chooser's input as a person's
+    // choice would.
+    let photo = root().join("tests/fixtures/photos/broken-cup.jpg");
+    let chooser = b.widget("input[type=file]").await;
+    b.type_into(&chooser, photo.to_str().unwrap()).await;
+    b.wait_for(
+        "the photo in the transcript and the bot's acknowledgement",
+        "var r = document.querySelector('switchboard-chat').shadowRoot; var i = r.querySelector('.msg.shopper img.photo'); var m = r.querySelectorAll('.msg.bot'); return i && i.complete && i.naturalWidth > 0 && !r.querySelector('.msg.shopper .note') && m.length >= 3 && m[m.length - 1].textContent.indexOf('photo') >= 0;",
+        json!([]),
+    )
+    .await;
+    b.screenshot(&screenshot_path("widget-photo-en.png")).await;
+
+    // Stored once, as the same bytes.
+    let conv = conversation(&app, &b).await;
+    let stored: Vec<&Value> = conv["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m.get("attachment"))
+        .collect();
+    assert_eq!(stored.len(), 1, "{conv}");
+    let bytes = app
+        .client
+        .get(format!(
+            "{}{}",
+            app.base,
+            stored[0]["url"].as_str().unwrap()
+        ))
+        .bearer_auth(crate::helpers::ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(bytes, std::fs::read(&photo).unwrap());
+
+    // A text file named like a photo passes the browser's look at its name, and the service
+    // refuses it; a plain text file is refused before it is sent. Both say why.
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("receipt.png");
+    std::fs::write(&fake, "not a picture, just text").unwrap();
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "some notes").unwrap();
+    for (i, file) in [fake, notes].iter().enumerate() {
+        let chooser = b.widget("input[type=file]").await;
+        b.type_into(&chooser, file.to_str().unwrap()).await;
+        b.wait_for(
+            "the refusal",
+            "var r = document.querySelector('switchboard-chat').shadowRoot; return Array.from(r.querySelectorAll('.msg.system')).filter(function (m) { return m.textContent.indexOf('Only photos can be attached') >= 0; }).length === arguments[0];",
+            json!([i + 1]),
+        )
+        .await;
+    }
+    let shown = b.js(PHOTOS, json!([])).await;
+    assert_eq!(shown["photos"], json!([true]), "{shown}");
+    let conv = conversation(&app, &b).await;
+    let photos = conv["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m.get("attachment").is_some())
+        .count();
+    assert_eq!(photos, 1, "{conv}");
+
+    // After a reload the stored photo is fetched with the conversation's token and shown.
+    b.goto(&format!("{}/?customer=c-2001&lang=en", app.base))
+        .await;
+    b.wait_for(
+        "the photo after a reload",
+        "var r = document.querySelector('switchboard-chat'); var i = r && r.shadowRoot.querySelector('.msg.shopper img.photo'); return i && i.complete && i.naturalWidth > 0;",
+        json!([]),
+    )
+    .await;
+    app.stop().await;
+}

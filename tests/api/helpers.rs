@@ -139,6 +139,11 @@ async fn start_in(data_dir: tempfile::TempDir, configure: impl FnOnce(&mut Setti
 }
 
 impl TestApp {
+    /// The server's data directory.
+    pub fn data_dir(&self) -> &Path {
+        self._data_dir.path()
+    }
+
     pub async fn post_raw(
         &self,
         body: impl Into<reqwest::Body>,

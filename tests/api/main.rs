@@ -1,6 +1,7 @@
 //! Integration tests: one binary, each test with its own server on port 0 and its own data
 //! directory; the real classifier (loaded once per binary, read-only) is shared.
 
+mod attachments;
 mod bad_input;
 mod browser;
 mod channels;

@@ -9,14 +9,16 @@ use std::sync::Arc;
 
 use chrono::{Duration, SubsecRound, Utc};
 use switchboard::domain::{
-    Agent, AgentId, AgentStatus, Author, Conversation, ConversationId, ConversationState, Customer,
-    CustomerId, EventKind, HandoffTicket, Lang, NewEvent, NewMessage, Slots, Tier,
+    Agent, AgentId, AgentStatus, Attachment, AttachmentId, Author, Conversation, ConversationId,
+    ConversationState, Customer, CustomerId, EventKind, HandoffTicket, ImageType, Lang, NewEvent,
+    NewMessage, Slots, Tier,
 };
 use switchboard::store::backend::Backend;
 use switchboard::store::channels::{Attempt, InboundRecord, OutboxState};
 #[allow(unused_imports)]
 use switchboard::store::{
-    AgentStore, ConversationStore, CustomerStore, EventFilter, EventStore, OrderStore,
+    AgentStore, AttachmentStore, ConversationStore, CustomerStore, EventFilter, EventStore,
+    OrderStore,
 };
 use switchboard::store::{IdempotencyRecord, Store, StoreError, Turn};
 
@@ -66,6 +68,7 @@ fn message(author: Author, text: &str) -> NewMessage {
         client_message_id: None,
         agent_id: None,
         private: false,
+        attachment: None,
     }
 }
 
@@ -636,6 +639,114 @@ async fn followers_miss_no_concurrent_event(store: Arc<dyn Store>) {
     );
 }
 
+/// `len` bytes that begin like a PNG, the rest varying, so that a truncation or a mix-up of
+/// two photos shows.
+fn photo_bytes(len: usize, seed: u8) -> Vec<u8> {
+    let mut b = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    b.extend((0..len.saturating_sub(b.len())).map(|i| (i as u8).wrapping_mul(31) ^ seed));
+    b
+}
+
+/// Attachments: bytes and metadata round-trip (a photo of several MB too), a message names
+/// its attachment and its `message_added` event carries it, a named attachment cannot be
+/// deleted and an unnamed one can, entirely.
+async fn attachments_round_trip_and_belong_to_messages(store: Arc<dyn Store>) {
+    let conv = waiting_conversation(store.as_ref(), "c-9", "general", 30).await;
+    let big = photo_bytes(4 * 1024 * 1024 + 7, 1);
+    let meta = Attachment {
+        created_at: Utc::now().trunc_subsecs(6),
+        ..Attachment::describe(conv.id, ImageType::Png, &big, Utc::now())
+    };
+    store.put_attachment(&meta, &big).await.unwrap();
+    assert_eq!(store.attachment(meta.id).await.unwrap().unwrap(), meta);
+    assert_eq!(store.attachment_bytes(meta.id).await.unwrap().unwrap(), big);
+    // A second photo in the same conversation is its own attachment.
+    let small = photo_bytes(300, 2);
+    let other = Attachment::describe(conv.id, ImageType::Png, &small, Utc::now());
+    store.put_attachment(&other, &small).await.unwrap();
+    assert_eq!(
+        store.attachment_bytes(other.id).await.unwrap().unwrap(),
+        small
+    );
+    assert!(
+        store
+            .attachment(AttachmentId::new())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .attachment_bytes(AttachmentId::new())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let after = store.last_seq().await.unwrap();
+    let mut shopper = message(Author::Shopper, "");
+    shopper.intent = None;
+    shopper.confidence = None;
+    shopper.attachment = Some(meta.reference());
+    let turn = Turn {
+        messages: vec![shopper, message(Author::Bot, "thanks")],
+        ..Turn::update(store.conversation(conv.id).await.unwrap().unwrap())
+    };
+    store.record_turn(&turn).await.unwrap();
+    let msgs = store.messages(conv.id).await.unwrap();
+    let with_photo: Vec<_> = msgs
+        .iter()
+        .filter_map(|m| m.body.attachment.clone())
+        .collect();
+    assert_eq!(with_photo, [meta.reference()]);
+    assert_eq!(msgs.last().unwrap().body.attachment, None);
+    let events = store
+        .events_after(&EventFilter::Shopper(conv.id), after, 10)
+        .await
+        .unwrap();
+    let photo = &events[0].data["message"]["attachment"];
+    assert_eq!(photo["id"], meta.id.to_string(), "{photo}");
+    assert_eq!(photo["content_type"], "image/png");
+    assert_eq!(photo["size"], big.len() as u64);
+    assert_eq!(photo["url"], format!("/api/v1/attachments/{}", meta.id));
+    assert!(events[1].data["message"].get("attachment").is_none());
+
+    // A photo a message shows stays; one no message names goes, bytes and all.
+    assert!(!store.delete_attachment(meta.id).await.unwrap());
+    assert_eq!(store.attachment_bytes(meta.id).await.unwrap().unwrap(), big);
+    assert!(store.delete_attachment(other.id).await.unwrap());
+    assert!(store.attachment(other.id).await.unwrap().is_none());
+    assert!(store.attachment_bytes(other.id).await.unwrap().is_none());
+    assert!(!store.delete_attachment(other.id).await.unwrap());
+}
+
+/// An attachment belongs to a stored conversation, and a message can only name a stored
+/// attachment: nothing of a turn naming a missing one is written.
+async fn attachments_need_their_conversation_and_messages_a_stored_attachment(
+    store: Arc<dyn Store>,
+) {
+    let bytes = photo_bytes(100, 3);
+    let orphan = Attachment::describe(ConversationId::new(), ImageType::Png, &bytes, Utc::now());
+    assert!(store.put_attachment(&orphan, &bytes).await.is_err());
+    assert!(store.attachment(orphan.id).await.unwrap().is_none());
+
+    let conv = waiting_conversation(store.as_ref(), "c-9", "general", 30).await;
+    let before = store.messages(conv.id).await.unwrap().len();
+    let mut shopper = message(Author::Shopper, "");
+    shopper.attachment =
+        Some(Attachment::describe(conv.id, ImageType::Png, &bytes, Utc::now()).reference());
+    let turn = Turn {
+        messages: vec![shopper],
+        ..Turn::update(conv.clone())
+    };
+    assert!(store.record_turn(&turn).await.is_err());
+    assert_eq!(store.messages(conv.id).await.unwrap().len(), before);
+    assert_eq!(
+        store.conversation(conv.id).await.unwrap().unwrap().version,
+        0
+    );
+}
+
 async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let backend = Backend::open(None, dir.path()).await.unwrap();
@@ -689,7 +800,44 @@ contract!(
     followers_miss_no_concurrent_event,
     channel_inbound_is_stored_once_when_deliveries_race,
     channel_outbox_rows_commit_with_their_turn_in_order,
+    attachments_round_trip_and_belong_to_messages,
+    attachments_need_their_conversation_and_messages_a_stored_attachment,
 );
+
+/// The embedded store keeps a photo's bytes as one file in `DATA_DIR/attachments`, named by
+/// the attachment's id and holding exactly the bytes; a file changed behind its back is
+/// reported as corrupt rather than served.
+#[tokio::test]
+async fn sqlite_keeps_photos_as_files_in_the_data_directory() {
+    let (store, dir) = sqlite().await;
+    let conv = waiting_conversation(store.as_ref(), "c-9", "general", 30).await;
+    let bytes = photo_bytes(5000, 4);
+    let meta = Attachment::describe(conv.id, ImageType::Png, &bytes, Utc::now());
+    store.put_attachment(&meta, &bytes).await.unwrap();
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("attachments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(
+        files,
+        [dir.path().join("attachments").join(meta.id.to_string())]
+    );
+    assert_eq!(std::fs::read(&files[0]).unwrap(), bytes);
+
+    std::fs::write(&files[0], photo_bytes(5000, 5)).unwrap();
+    assert!(matches!(
+        store.attachment_bytes(meta.id).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    // Reopened, the store finds its files again.
+    std::fs::write(&files[0], &bytes).unwrap();
+    drop(store);
+    let store = Backend::open(None, dir.path()).await.unwrap().store();
+    assert_eq!(
+        store.attachment_bytes(meta.id).await.unwrap().unwrap(),
+        bytes
+    );
+}
 
 /// Reopening runs migrations idempotently and keeps the data, on both backends.
 #[tokio::test]

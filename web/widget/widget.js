@@ -48,6 +48,12 @@
       thanks: "Thank you for your rating!",
       error: "Sorry, something went wrong. Please try again.",
       tooLong: "That message is too long.",
+      attach: "Attach a photo",
+      photo: "Photo",
+      photoSending: "Sending photo…",
+      notPhoto: "Only photos can be attached: JPEG, PNG, GIF or WebP images.",
+      photoTooBig: "That photo is larger than 5 MB. Please choose a smaller one.",
+      photoFailed: "The photo could not be sent. Please try again.",
       quick: [
         { label: "Track an order", text: "Where is my order?" },
         { label: "Return policy", text: "What is your return policy?" },
@@ -87,6 +93,12 @@
       thanks: "感谢您的评价！",
       error: "抱歉，出了点问题，请重试。",
       tooLong: "消息太长了。",
+      attach: "添加照片",
+      photo: "照片",
+      photoSending: "照片发送中…",
+      notPhoto: "只能发送照片：JPEG、PNG、GIF 或 WebP 格式的图片。",
+      photoTooBig: "照片超过 5 MB，请选择小一些的照片。",
+      photoFailed: "照片发送失败，请重试。",
       quick: [
         { label: "查询订单", text: "我的订单到哪了？" },
         { label: "退货政策", text: "你们的退货政策是什么？" },
@@ -110,6 +122,9 @@
   var CUSTOMER = cfg.customerId || "";
   var HASH = cfg.customerHash || "";
   var STORE_KEY = "switchboard:" + BASE + ":" + (CUSTOMER || "anonymous");
+  // Photos the service accepts (it checks the bytes; this only spares a pointless upload).
+  var PHOTO_TYPES = ["image/jpeg", "image/png", "image/gif", "image/webp"];
+  var MAX_PHOTO = 5 * 1024 * 1024;
 
   function uuid() {
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
@@ -189,6 +204,10 @@
     "textarea { flex: 1; min-width: 0; resize: none; height: 42px; max-height: 120px; padding: 10px 12px; border: 1px solid #9ca3af; border-radius: 10px; font: inherit; color: inherit; }",
     ".send { border: 0; border-radius: 10px; padding: 0 16px; background: var(--brand); color: var(--on-brand); font: inherit; font-weight: 600; cursor: pointer; }",
     ".send:disabled { opacity: .6; cursor: default; }",
+    ".attach { flex: none; width: 42px; border: 1px solid #9ca3af; border-radius: 10px; background: #fff; color: #374151; cursor: pointer; display: inline-flex; align-items: center; justify-content: center; }",
+    ".attach[hidden] { display: none; }",
+    ".attach svg { width: 20px; height: 20px; fill: currentColor; }",
+    ".msg img.photo { display: block; max-width: 100%; max-height: 180px; min-width: 48px; min-height: 36px; margin-top: 4px; border-radius: 8px; background: rgba(255,255,255,.35); }",
     "@media (max-width: 480px) { :host { right: 8px; bottom: 8px; left: auto; } .panel.open { width: calc(100vw - 16px); max-width: none; height: calc(100vh - 16px); max-height: none; } }"
   ].join("\n");
 
@@ -276,8 +295,19 @@
       this.quick = el("div", { class: "quick", role: "group", "aria-label": T.suggestions });
       this.input = el("textarea", { id: "sb-input", rows: "1", placeholder: T.placeholder, maxlength: "4000", autocomplete: "off" });
       this.sendBtn = el("button", { class: "send", type: "submit", text: T.send });
+      // The file input is only reached through the attach button, which keyboards can use.
+      this.fileInput = el("input", { type: "file", class: "sr", accept: PHOTO_TYPES.join(","), tabindex: "-1", "aria-hidden": "true",
+        on: { change: function () { var f = self.fileInput.files[0]; self.fileInput.value = ""; self.attach(f); } } });
+      this.attachBtn = el("button", { class: "attach", type: "button", "aria-label": T.attach, title: T.attach, hidden: "",
+        on: { click: function () { self.fileInput.click(); } } });
+      var clip = document.createElementNS(SVG, "svg"), clipPath = document.createElementNS(SVG, "path");
+      clip.setAttribute("viewBox", "0 0 24 24");
+      clip.setAttribute("aria-hidden", "true");
+      clipPath.setAttribute("d", "M4 7h3l2-3h6l2 3h3a1 1 0 0 1 1 1v11a1 1 0 0 1-1 1H4a1 1 0 0 1-1-1V8a1 1 0 0 1 1-1zm8 3a4 4 0 1 0 0 8 4 4 0 0 0 0-8zm0 2a2 2 0 1 1 0 4 2 2 0 0 1 0-4z");
+      clip.appendChild(clipPath);
+      this.attachBtn.appendChild(clip);
       this.form = el("form", { on: { submit: function (e) { e.preventDefault(); self.submit(); } } }, [
-        el("label", { class: "sr", for: "sb-input", text: T.inputLabel }), this.input, this.sendBtn
+        el("label", { class: "sr", for: "sb-input", text: T.inputLabel }), this.input, this.attachBtn, this.sendBtn, this.fileInput
       ]);
       this.input.addEventListener("keydown", function (e) {
         if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); self.submit(); }
@@ -331,6 +361,13 @@
     // id, or by author and text against the entries still waiting for an id.
     addItem(m) {
       if (m.id && this.items.some(function (i) { return i.id === m.id; })) return;
+      // A photo being uploaded here is the same message as the stored one the service sends.
+      if (m.attachment) {
+        var mine = this.items.find(function (i) {
+          return i.upload && !i.id && (i.attachmentId ? i.attachmentId === m.attachment.id : m.text === i.text);
+        });
+        if (mine) { mine.id = m.id; mine.attachmentId = m.attachment.id; return mine; }
+      }
       if (m.id || m.fromAnswer) {
         var twin = this.items.find(function (i) {
           return i.author === m.author && i.text === m.text && !i.local &&
@@ -342,16 +379,86 @@
           return;
         }
       }
-      var item = { id: m.id, author: m.author, text: m.text, local: !!m.local, claimed: !!m.fromAnswer, cmid: m.cmid };
+      var item = { id: m.id, author: m.author, text: m.text, local: !!m.local, claimed: !!m.fromAnswer, cmid: m.cmid, upload: !!m.upload };
       var who = m.author === "shopper" ? T.you : m.author === "agent" ? ((m.agent && m.agent.name) || T.agent) : m.author === "bot" ? T.bot : T.system;
       var node = el("div", { class: "msg " + (["shopper", "bot", "agent"].indexOf(m.author) >= 0 ? m.author : "system") });
       if (m.author !== "system") node.appendChild(el("span", { class: "who", text: who }));
       node.appendChild(richText(m.text || ""));
-      if (m.cmid) item.note = node.appendChild(el("span", { class: "note", text: T.sending }));
+      if (m.upload || m.attachment) this.showPhoto(node, m);
+      if (m.cmid) item.note = node.appendChild(el("span", { class: "note", text: m.upload ? T.photoSending : T.sending }));
       item.node = node;
       this.items.push(item);
       this.log.insertBefore(node, this.typingNode && this.typingNode.parentNode === this.log ? this.typingNode : null);
       this.scroll();
+      return item;
+    }
+
+    // A thumbnail: the shopper's own file while it uploads, otherwise the stored photo,
+    // fetched with the conversation's token (an <img> cannot send it). Shown as a data: URL,
+    // which shop pages' content security policies allow more often than blob:.
+    async showPhoto(node, m) {
+      var img = el("img", { class: "photo", alt: T.photo });
+      img.addEventListener("load", this.scroll.bind(this));
+      node.appendChild(img);
+      try {
+        var blob = m.upload;
+        if (!blob) {
+          var r = await fetch(BASE + m.attachment.url, { headers: { "Authorization": "Bearer " + this.token } });
+          if (!r.ok) return;
+          blob = await r.blob();
+        }
+        img.src = await new Promise(function (ok, fail) {
+          var reader = new FileReader();
+          reader.onload = function () { ok(reader.result); };
+          reader.onerror = fail;
+          reader.readAsDataURL(blob);
+        });
+      } catch (e) { /* the alt text stands in */ }
+    }
+
+    removeItem(item) {
+      item.node.remove();
+      this.items.splice(this.items.indexOf(item), 1);
+    }
+
+    // ---- photos -----------------------------------------------------------------------
+
+    attach(file) {
+      if (!file || !this.convId) return;
+      var refusal = PHOTO_TYPES.indexOf(file.type) < 0 ? T.notPhoto : file.size > MAX_PHOTO ? T.photoTooBig : null;
+      if (refusal) return this.addItem({ author: "system", text: refusal, local: true });
+      this.upload(file, this.addItem({ author: "shopper", text: "", upload: file, cmid: uuid() }));
+    }
+
+    // Uploads a photo, retrying network failures and 5xx with the same client_message_id (so
+    // it is stored once); a refusal removes it from the transcript and says why.
+    async upload(file, item) {
+      var path = "/api/v1/conversations/" + encodeURIComponent(this.convId) + "/attachments?client_message_id=" + encodeURIComponent(item.cmid);
+      this.setTyping(true);
+      for (var attempt = 0; attempt < 6; attempt++) {
+        var r = null;
+        try {
+          r = await fetch(BASE + path, { method: "POST", body: file, headers: { "Authorization": "Bearer " + this.token, "Content-Type": file.type } });
+        } catch (e) { r = null; }
+        if (r && r.ok) {
+          var a = await r.json();
+          item.attachmentId = a.attachment.id;
+          if (item.note) { item.note.remove(); item.note = null; }
+          this.applyAnswer(a);
+          return;
+        }
+        if (r && r.status < 500 && r.status !== 429) {
+          this.setTyping(false);
+          this.removeItem(item);
+          this.addItem({ author: "system", text: r.status === 415 ? T.notPhoto : r.status === 413 ? T.photoTooBig : T.photoFailed, local: true });
+          return;
+        }
+        if (item.note) item.note.textContent = T.failed;
+        await sleep(backoff(attempt));
+      }
+      this.setTyping(false);
+      this.removeItem(item);
+      this.addItem({ author: "system", text: T.photoFailed, local: true });
     }
 
     scroll() { this.log.scrollTop = this.log.scrollHeight; }
@@ -384,6 +491,7 @@
       }
       // Rebuilt only when something changed: a poll every few seconds must neither steal the
       // keyboard focus from a quick reply nor make a screen reader repeat the banner.
+      this.attachBtn.hidden = !this.convId;
       var statusKey = this.state + "|" + lines.join("|");
       if (statusKey !== this.statusKey) {
         this.statusKey = statusKey;
