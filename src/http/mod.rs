@@ -11,6 +11,7 @@ pub mod extract;
 pub mod live;
 pub mod messages;
 pub mod ops;
+pub mod overview;
 pub mod web;
 
 use std::sync::Arc;
@@ -64,6 +65,7 @@ pub struct AppState {
         agents::create, agents::list, agents::patch, agents::delete,
         desk::queue, desk::claim_next, desk::claim, desk::get, desk::reply, desk::note,
         desk::transfer, desk::handback, desk::resolve,
+        overview::me, overview::directory, overview::queue_health,
         customers::import_customers, customers::put_customer, customers::get_customer,
         ops::healthz, ops::readyz, ops::metrics
     ),
@@ -118,6 +120,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/agent/queue", get(desk::queue))
         .route("/api/v1/agent/claims", post(desk::claim_next))
         .route("/api/v1/agent/events", get(live::agent_events))
+        .route("/api/v1/agent/me", get(overview::me))
+        .route("/api/v1/agent/directory", get(overview::directory))
+        .route("/api/v1/admin/queue-health", get(overview::queue_health))
         .route("/api/v1/agent/conversations/{id}", get(desk::get))
         .route("/api/v1/agent/conversations/{id}/claim", post(desk::claim))
         .route(
