@@ -4,6 +4,7 @@
 
 pub mod agents;
 pub mod auth;
+pub mod console;
 pub mod customers;
 pub mod desk;
 pub mod error;
@@ -147,6 +148,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .merge(web::routes())
+        .merge(console::routes())
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), count_errors))
