@@ -15,6 +15,8 @@ pub const ENTER: &str = "\u{E007}";
 pub const TAB: &str = "\u{E004}";
 pub const SHIFT: &str = "\u{E008}";
 pub const ESCAPE: &str = "\u{E00C}";
+pub const CONTROL: &str = "\u{E009}";
+pub const ALT: &str = "\u{E00A}";
 
 /// How long a condition may take before a test fails: generous, since the real model answers
 /// on a shared machine; passing tests never wait this long.
@@ -166,6 +168,39 @@ impl Browser {
             .await;
         assert!(el.get(ELEMENT).is_some(), "no widget element {css}");
         el
+    }
+
+    /// An element of the page itself (outside any shadow root), waiting until it exists.
+    pub async fn element(&self, css: &str) -> Value {
+        let el = self
+            .wait_for(
+                &format!("the element {css}"),
+                "return document.querySelector(arguments[0]);",
+                json!([css]),
+            )
+            .await;
+        assert!(el.get(ELEMENT).is_some(), "no element {css}");
+        el
+    }
+
+    /// The handle of the current window (tab).
+    pub async fn window(&self) -> String {
+        self.call(reqwest::Method::GET, "/window", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Opens a new tab and returns its handle (the current tab stays current).
+    pub async fn new_tab(&self) -> String {
+        let v = self.post("/window/new", json!({"type": "tab"})).await;
+        v["handle"].as_str().unwrap().to_string()
+    }
+
+    /// Makes the tab with `handle` current.
+    pub async fn switch_to(&self, handle: &str) {
+        self.post("/window", json!({ "handle": handle })).await;
     }
 
     pub async fn click(&self, el: &Value) {

@@ -4,6 +4,7 @@
 mod bad_input;
 mod browser;
 mod classifier;
+mod console;
 mod contract;
 mod conversations;
 mod durability;

@@ -287,7 +287,7 @@
     return fallbackId || T.anonymous;
   }
 
-  function badges(c) {
+  function badges(c, currency) {
     var out = [];
     if (!c) return out;
     var tier = c.tier || "standard";
@@ -296,7 +296,7 @@
       out.push(el("span", { class: "badge muted", text: T.unverified }));
       return out;
     }
-    out.push(el("span", { class: "badge", title: T.ltv, text: T.ltv + " " + C.money(c.lifetime_spend_cents, lang) }));
+    out.push(el("span", { class: "badge", title: T.ltv, text: T.ltv + " " + C.money(c.lifetime_spend_cents, lang, currency) }));
     if (c.order_count !== undefined) out.push(el("span", { class: "badge", text: c.order_count + " " + T.orders }));
     var n = c.complaints_90d || 0;
     out.push(el("span", { class: "badge " + (n ? "warn" : "muted"), text: n ? T.complaints(n) : T.noComplaints }));
@@ -747,7 +747,7 @@
       el("h3", { class: "sr-only", text: T.actions }),
       el("div", { class: "action" }, [
         el("label", { for: "transfer-to", text: T.transferTo }), target,
-        el("button", { type: "button", class: "ghost", text: T.transfer, on: { click: function () { transfer(target.value); } } }),
+        el("button", { type: "button", class: "ghost transfer", text: T.transfer, on: { click: function () { transfer(target.value); } } }),
       ]),
       el("div", { class: "action" }, [
         el("button", { type: "button", class: "ghost", text: T.handBack, on: { click: handBack } }),
@@ -792,10 +792,12 @@
     var c = cur.customer;
     var conv = cur.conversation;
     var parts = [el("h2", { text: T.customer })];
+    var currency = (cur.recent_orders || []).map(function (o) { return o.currency; }).filter(Boolean)[0];
     if (c) {
       parts.push(el("div", { class: "profile" }, [
         el("p", { class: "cust-name" }, [el("strong", { text: c.name || c.id }), " ", el("span", { class: "muted", text: c.id })]),
-        el("div", { class: "badges" }, badges({ tier: c.tier, lifetime_spend_cents: c.lifetime_spend_cents, order_count: c.order_count, complaints_90d: c.complaints_90d, verified: true })),
+        // The orders name the shop's currency; the queue's badges have none to go by.
+        el("div", { class: "badges" }, badges({ tier: c.tier, lifetime_spend_cents: c.lifetime_spend_cents, order_count: c.order_count, complaints_90d: c.complaints_90d, verified: true }, currency)),
         c.tags && c.tags.length ? el("p", { class: "tags" }, c.tags.map(function (t) { return el("span", { class: "tag", text: t }); })) : null,
       ]));
     } else {
