@@ -148,6 +148,12 @@ impl Browser {
         .await;
     }
 
+    /// Runs a Chrome DevTools Protocol command (e.g. to grant a permission).
+    pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.post("/goog/cdp/execute", json!({"cmd": cmd, "params": params}))
+            .await
+    }
+
     pub async fn goto(&self, url: &str) {
         self.post("/url", json!({ "url": url })).await;
     }

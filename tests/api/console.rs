@@ -237,8 +237,65 @@ async fn an_agent_answers_a_handoff_with_a_suggestion_and_the_shopper_rates_it()
     )
     .await;
 
-    // The agent resolves with Alt+R; the shopper is asked to rate and gives 5.
+    // The shopper answers while the console's tab is in the background: the console shows the
+    // message live, beeps and raises a notification (permission granted as an agent would).
+    b.cdp(
+        "Browser.grantPermissions",
+        json!({"permissions": ["notifications"], "origin": app.base}),
+    )
+    .await;
     b.switch_to(&console).await;
+    let alerts = b
+        .js(
+            "return {alerts: Number(document.body.dataset.alerts || 0), notified: Number(document.body.dataset.notified || 0), permission: Notification.permission};",
+            json!([]),
+        )
+        .await;
+    assert_eq!(alerts["permission"], "granted", "{alerts}");
+    b.switch_to(&shop).await;
+    say(&b, "Thanks! Where do I send the headphones?").await;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let c: Value = app
+            .get_conversation(&id, Some(ADMIN))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let stored = c["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["text"] == "Thanks! Where do I send the headphones?");
+        if stored {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the message was not stored: {c}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The console, in the background, hears of it over its socket.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    b.switch_to(&console).await;
+    until(
+        &b,
+        "the shopper's new message in the console",
+        "var want = arguments[0]; return Array.from(document.querySelectorAll('.msg.shopper .msg-text')).some(function (m) { return m.textContent === want; });",
+        json!(["Thanks! Where do I send the headphones?"]),
+    )
+    .await;
+    let after = until(
+        &b,
+        "an alert for the message",
+        "var d = document.body.dataset; return Number(d.alerts || 0) > arguments[0] && d.lastAlert === 'message' ? {notified: Number(d.notified || 0)} : null;",
+        json!([alerts["alerts"]]),
+    )
+    .await;
+    assert!(
+        after["notified"].as_i64().unwrap() > alerts["notified"].as_i64().unwrap(),
+        "no notification while the tab was hidden: {after}"
+    );
+
+    // The agent resolves with Alt+R; the shopper is asked to rate and gives 5.
     b.element("#resolve-code").await;
     b.keys(Some(ALT), "r").await;
     until(

@@ -92,6 +92,8 @@
       try {
         var n = new Notification(T.product + " · " + T.consoleTitle, { body: text, tag: "switchboard-" + kind });
         n.onclick = function () { window.focus(); n.close(); };
+        S.notified = (S.notified || 0) + 1;
+        document.body.dataset.notified = String(S.notified);
       } catch (e) { /* notifications unavailable */ }
     }
   }
@@ -529,8 +531,11 @@
     if (switched) {
       S.shown = {};
       V.transcript.replaceChildren();
+      // A whole transcript at once is not news: screen readers announce only later messages.
+      V.transcript.setAttribute("aria-busy", "true");
     }
     c.messages.forEach(addMessage);
+    V.transcript.removeAttribute("aria-busy");
     renderSuggestions();
     renderComposer();
     renderActions();
