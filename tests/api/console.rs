@@ -358,7 +358,7 @@ async fn the_console_lists_a_vip_before_a_regular_shopper_and_follows_the_queue_
     create_agent(&app, "bo", "Bo Chen", 2).await;
     // The regular shopper hands off first, then the VIP.
     let (regular, _) = hand_off(&app, "c-2001", "I want to talk to a real person please").await;
-    let (vip, _) = hand_off(&app, "c-2004", "I want to talk to a real person please").await;
+    let (vip, vip_token) = hand_off(&app, "c-2004", "I want to talk to a real person please").await;
 
     let b = Browser::start(1280, 860).await;
     sign_in(&app, &b, "/console", &token).await;
@@ -477,6 +477,31 @@ async fn the_console_lists_a_vip_before_a_regular_shopper_and_follows_the_queue_
         .await
         .unwrap();
     assert_eq!(mine["held"][0]["conversation_id"], vip.as_str(), "{mine}");
+
+    // A private note: in the transcript for agents, never for the shopper.
+    let note_mode = b.element("label[for='mode-note']").await;
+    b.click(&note_mode).await;
+    let reply = b.element("#reply").await;
+    b.type_into(&reply, "VIP, 17 orders: offer express replacement")
+        .await;
+    b.keys(Some(CONTROL), ENTER).await;
+    until(
+        &b,
+        "the note in the transcript",
+        "var n = document.querySelector('.msg.note'); return n && n.innerText.indexOf('express replacement') >= 0;",
+        json!([]),
+    )
+    .await;
+    let shopper_view: Value = app
+        .get_conversation(&vip, Some(&vip_token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        !shopper_view.to_string().contains("express replacement"),
+        "{shopper_view}"
+    );
 
     // Transferred to Bo, the conversation stays open for Ann, read-only.
     b.js(
