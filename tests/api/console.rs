@@ -76,6 +76,34 @@ async fn until(b: &Browser, what: &str, script: &str, args: Value) -> Value {
     }
 }
 
+/// Lists visible text whose contrast with its background is under WCAG AA (4.5:1, or 3:1 for
+/// large text), as `tag.class ratio text`.
+const LOW_CONTRAST: &str = r#"
+function parse(c) { var m = /rgba?\(([^)]+)\)/.exec(c); if (!m) return null; return m[1].split(",").map(parseFloat); }
+function rel(p) { var a = [p[0], p[1], p[2]].map(function (v) { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); }); return 0.2126 * a[0] + 0.7152 * a[1] + 0.0722 * a[2]; }
+function bg(e) { while (e) { var p = parse(getComputedStyle(e).backgroundColor); if (p && (p.length < 4 || p[3] > 0.5)) return p; e = e.parentElement; } return [255, 255, 255]; }
+var bad = [];
+document.querySelectorAll("body *").forEach(function (e) {
+  if (e.closest(".sr-only, [hidden], option, noscript")) return;
+  var r0 = e.getBoundingClientRect(); if (!r0.width || !r0.height) return;
+  var own = Array.from(e.childNodes).some(function (n) { return n.nodeType === 3 && n.textContent.trim(); });
+  if (!own || e.disabled) return;
+  var s = getComputedStyle(e); if (s.visibility === "hidden") return;
+  var L1 = rel(parse(s.color)), L2 = rel(bg(e));
+  var ratio = (Math.max(L1, L2) + 0.05) / (Math.min(L1, L2) + 0.05);
+  var size = parseFloat(s.fontSize), bold = parseInt(s.fontWeight, 10) >= 700;
+  var need = (size >= 24 || (size >= 18.66 && bold)) ? 3 : 4.5;
+  if (ratio < need) bad.push(e.tagName + "." + e.className + " " + ratio.toFixed(2) + " " + e.textContent.trim().slice(0, 30));
+});
+return bad;
+"#;
+
+/// Fails when any visible text of the page is under WCAG AA contrast.
+async fn assert_contrast(b: &Browser, what: &str) {
+    let bad = b.js(LOW_CONTRAST, json!([])).await;
+    assert_eq!(bad, json!([]), "low contrast in {what}");
+}
+
 /// Opens `path` (the console or the admin view) and signs in with `token`.
 async fn sign_in(app: &TestApp, b: &Browser, path: &str, token: &str) {
     b.goto(&format!("{}{path}", app.base)).await;
@@ -224,6 +252,7 @@ async fn an_agent_answers_a_handoff_with_a_suggestion_and_the_shopper_rates_it()
             .await,
         ""
     );
+    assert_contrast(&b, "the conversation").await;
     b.screenshot(&screenshot_path("console-conversation.png"))
         .await;
 
@@ -445,6 +474,7 @@ async fn the_console_lists_a_vip_before_a_regular_shopper_and_follows_the_queue_
     )
     .await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_contrast(&b, "the queue and a preview").await;
     b.screenshot(&screenshot_path("console-queue.png")).await;
 
     // The same console in Chinese.
@@ -461,8 +491,8 @@ async fn the_console_lists_a_vip_before_a_regular_shopper_and_follows_the_queue_
         json!([]),
     )
     .await;
-    let next = b.element("button[aria-keyshortcuts='Alt+N']").await;
-    b.click(&next).await;
+    b.element("button[aria-keyshortcuts='Alt+N']").await;
+    b.keys(Some(ALT), "n").await;
     until(
         &b,
         "the VIP claimed from the Chinese console",
@@ -641,6 +671,7 @@ async fn the_admin_view_shows_agents_load_and_queue_health() {
         )
         .await;
     assert!(tiles.as_str().unwrap().contains("100% on time"), "{tiles}");
+    assert_contrast(&b, "the admin view").await;
     b.screenshot(&screenshot_path("console-admin.png")).await;
     app.stop().await;
 }
