@@ -66,7 +66,7 @@ pub struct AppState {
         agents::create, agents::list, agents::patch, agents::delete,
         desk::queue, desk::claim_next, desk::claim, desk::get, desk::reply, desk::note,
         desk::transfer, desk::handback, desk::resolve,
-        overview::me, overview::directory, overview::queue_health,
+        overview::me, overview::set_status, overview::directory, overview::queue_health,
         customers::import_customers, customers::put_customer, customers::get_customer,
         ops::healthz, ops::readyz, ops::metrics
     ),
@@ -121,7 +121,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/agent/queue", get(desk::queue))
         .route("/api/v1/agent/claims", post(desk::claim_next))
         .route("/api/v1/agent/events", get(live::agent_events))
-        .route("/api/v1/agent/me", get(overview::me))
+        .route(
+            "/api/v1/agent/me",
+            get(overview::me).patch(overview::set_status),
+        )
         .route("/api/v1/agent/directory", get(overview::directory))
         .route("/api/v1/admin/queue-health", get(overview::queue_health))
         .route("/api/v1/agent/conversations/{id}", get(desk::get))

@@ -1,18 +1,18 @@
-//! Read-only views the agent console needs beside the desk endpoints: who the calling agent is
-//! and what they hold (`/api/v1/agent/me`), their colleagues and the teams a conversation can
-//! be transferred to (`/api/v1/agent/directory`), and, for the admin view, the queue's health
-//! (`/api/v1/admin/queue-health`).
+//! What the agent console needs beside the desk endpoints: who the calling agent is and what
+//! they hold (`/api/v1/agent/me`, where they also set themselves online or away), their
+//! colleagues and the teams a conversation can be transferred to (`/api/v1/agent/directory`),
+//! and, for the admin view, the queue's health (`/api/v1/admin/queue-health`).
 
 use axum::extract::State;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::desk::health::QueueHealth;
 
 use super::AppState;
-use super::agents::{AgentCaller, AgentOut, out};
+use super::agents::{AgentCaller, AgentOut, WireStatus, out};
 use super::error::{ApiError, ErrorBody};
-use super::extract::Admin;
+use super::extract::{Admin, Json};
 
 /// A conversation the calling agent holds.
 #[derive(Debug, Serialize, ToSchema)]
@@ -72,6 +72,35 @@ pub async fn me(
         held,
         last_seq,
     }))
+}
+
+/// The calling agent's own availability.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusBody {
+    pub status: WireStatus,
+}
+
+/// Set my availability: `online` takes new conversations, `away` keeps what I hold but takes
+/// nothing new, `offline` also returns what I hold to the queue (as an admin's change does).
+#[utoipa::path(
+    patch, path = "/api/v1/agent/me", request_body = StatusBody,
+    responses((status = 200, body = AgentOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn set_status(
+    State(state): State<AppState>,
+    AgentCaller(mut agent): AgentCaller,
+    Json(body): Json<StatusBody>,
+) -> Result<axum::Json<AgentOut>, ApiError> {
+    agent.status = body.status.into();
+    if !state.store.update_agent(&agent).await? {
+        return Err(ApiError::NotFound("agent"));
+    }
+    if agent.status == crate::domain::AgentStatus::Offline {
+        state.desk.release_all(&agent.id, "agent_offline").await?;
+    }
+    Ok(axum::Json(out(&state, agent).await?))
 }
 
 /// Colleagues and teams, for transfers.

@@ -555,6 +555,26 @@ async fn the_console_lists_a_vip_before_a_regular_shopper_and_follows_the_queue_
         .await
         .unwrap();
     assert_eq!(moved["agent_id"], "bo", "{moved}");
+
+    // Ann steps away from the header's status switch.
+    b.js(
+        "var s = document.getElementById('my-status'); s.value = 'away'; s.dispatchEvent(new Event('change')); return null;",
+        json!([]),
+    )
+    .await;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let me: Value = get(&app, &token, "/api/v1/agent/me")
+            .await
+            .json()
+            .await
+            .unwrap();
+        if me["agent"]["status"] == "away" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Ann is not away: {me}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     app.stop().await;
 }
 
@@ -799,5 +819,54 @@ async fn the_console_pages_and_their_endpoints_check_who_is_asking() {
     .await;
     // The admin token is nobody in particular on agent endpoints.
     assert_error(get(&app, ADMIN, "/api/v1/agent/me").await, 403, "forbidden").await;
+
+    // An agent sets their own availability: away keeps what they hold, offline returns it.
+    let status = |body: Value| {
+        app.client
+            .patch(format!("{}/api/v1/agent/me", app.base))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let away: Value = status(json!({"status": "away"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (away["status"].as_str(), away["load"].as_u64()),
+        (Some("away"), Some(1)),
+        "{away}"
+    );
+    assert_eq!(away["available"], false);
+    assert_error(
+        status(json!({"status": "busy"})).await.unwrap(),
+        422,
+        "invalid_request",
+    )
+    .await;
+    assert_error(
+        status(json!({"status": "online", "capacity": 9}))
+            .await
+            .unwrap(),
+        422,
+        "invalid_request",
+    )
+    .await;
+    let offline: Value = status(json!({"status": "offline"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(offline["load"], 0, "{offline}");
+    let back: Value = app
+        .get_conversation(&id, Some(ADMIN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(back["state"], "waiting_for_human", "{back}");
     app.stop().await;
 }

@@ -203,9 +203,14 @@
       unlockAudio();
       askNotificationPermission();
     } } }, [el("span", { "aria-hidden": "true", text: "♪ " }), T.sound]);
+    V.availability = el("select", { id: "my-status", on: { change: function () { setStatus(V.availability.value); } } }, [
+      el("option", { value: "online", text: T.statusNames.online }),
+      el("option", { value: "away", text: T.statusNames.away }),
+    ]);
     var header = el("header", { class: "topbar" }, [
       el("span", { class: "brand" }, [el("strong", { text: T.product }), " ", el("span", { text: T.consoleTitle })]),
       V.meLine,
+      el("span", { class: "my-status" }, [el("label", { for: "my-status", text: T.status }), V.availability]),
       el("span", { class: "spacer" }),
       V.status,
       soundBtn,
@@ -267,8 +272,21 @@
     ]);
   }
 
+  /** Online takes new conversations; away keeps what the agent holds and takes nothing new. */
+  async function setStatus(status) {
+    try {
+      S.me = await api("PATCH", "/api/v1/agent/me", { status: status });
+      renderMeLine();
+      flash(T.statusNames[S.me.status] || S.me.status);
+    } catch (e) {
+      flash(errorText(e), true);
+      renderMeLine();
+    }
+  }
+
   function renderMeLine() {
     if (!S.me || !V.meLine) return;
+    if (V.availability) V.availability.value = S.me.status === "away" ? "away" : "online";
     V.meLine.replaceChildren(
       el("span", { class: "me-name", text: S.me.name }),
       el("span", { class: "me-load", title: T.loadCol, text: T.load(S.held.length, S.me.capacity) }),
@@ -738,7 +756,7 @@
     var target = el("select", { id: "transfer-to" });
     var agents = (S.directory.agents || []).filter(function (a) { return !S.me || a.id !== S.me.id; });
     if (agents.length) target.appendChild(el("optgroup", { label: T.agentsGroup }, agents.map(function (a) {
-      var status = a.available ? T.statusNames.online : (T.statusNames[a.status] || a.status);
+      var status = a.available ? T.statusNames.online : a.status === "online" ? T.stale : (T.statusNames[a.status] || a.status);
       return el("option", { value: "agent:" + a.id, text: a.name + " · " + status + " · " + T.load(a.load, a.capacity) });
     })));
     target.appendChild(el("optgroup", { label: T.teamsGroup }, (S.directory.teams || []).map(function (t) {
