@@ -406,7 +406,13 @@ async fn the_console_lists_a_vip_before_a_regular_shopper_and_follows_the_queue_
         "{first}"
     );
 
-    // A new handoff appears without a reload, in its place, with an alert.
+    // A new handoff appears without a reload, in its place, with an alert; a keyboard user's
+    // focus stays on the control they were on.
+    b.js(
+        "document.querySelector('.qitem[data-id=\"' + arguments[0] + '\"] button.open').focus(); return null;",
+        json!([regular]),
+    )
+    .await;
     let alerts_before = b
         .js(
             "return Number(document.body.dataset.alerts || 0);",
@@ -423,6 +429,13 @@ async fn the_console_lists_a_vip_before_a_regular_shopper_and_follows_the_queue_
     let ids = queue_ids(&b).await;
     assert_eq!(ids[0], vip, "{ids:?}");
     assert!(ids.contains(&complaint), "{ids:?}");
+    let focus = b
+        .js(
+            "var a = document.activeElement; var q = a && a.closest('.qitem'); return q ? q.dataset.id + ' ' + a.className : String(a && a.tagName);",
+            json!([]),
+        )
+        .await;
+    assert_eq!(focus, json!(format!("{regular} ghost small open")));
     until(
         &b,
         "an alert for the new conversation",
@@ -432,29 +445,17 @@ async fn the_console_lists_a_vip_before_a_regular_shopper_and_follows_the_queue_
     .await;
 
     // The SLA clock turns amber with a third of the time left and red past the deadline.
-    let colour = |offset_s: i64, since_s: i64| {
+    // The page may rebuild the list meanwhile, so each poll sets the clock again until the
+    // page's own ticker has coloured it.
+    let clock = |offset_s: i64, since_s: i64, class: &str| {
         format!(
-            "var n = document.querySelectorAll('.qitem .sla')[2]; n.dataset.due = new Date(Date.now() + {}).toISOString(); n.dataset.since = new Date(Date.now() - {}).toISOString(); return null;",
+            "var n = document.querySelectorAll('.qitem .sla')[2]; if (n.className === 'sla {class}') return n.textContent; n.dataset.due = new Date(Date.now() + {}).toISOString(); n.dataset.since = new Date(Date.now() - {}).toISOString(); return null;",
             offset_s * 1000,
             since_s * 1000
         )
     };
-    b.js(&colour(60, 600), json!([])).await;
-    until(
-        &b,
-        "an amber clock",
-        "var n = document.querySelectorAll('.qitem .sla')[2]; return n.className === 'sla amber';",
-        json!([]),
-    )
-    .await;
-    b.js(&colour(-5, 600), json!([])).await;
-    let red = until(
-        &b,
-        "a red clock",
-        "var n = document.querySelectorAll('.qitem .sla')[2]; return n.className === 'sla red' ? n.textContent : null;",
-        json!([]),
-    )
-    .await;
+    until(&b, "an amber clock", &clock(60, 600, "amber"), json!([])).await;
+    let red = until(&b, "a red clock", &clock(-5, 600, "red"), json!([])).await;
     assert!(red.as_str().unwrap().starts_with("overdue 0:0"), "{red}");
     b.js(
         "document.querySelectorAll('.qitem .sla')[1].dataset.due = new Date(Date.now() + 90000).toISOString(); return null;",
@@ -868,5 +869,94 @@ async fn the_console_pages_and_their_endpoints_check_who_is_asking() {
         .await
         .unwrap();
     assert_eq!(back["state"], "waiting_for_human", "{back}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_agent_transfers_to_a_team_and_hands_back_to_the_bot_from_the_console() {
+    let _one = ONE_BROWSER.lock().await;
+    let app = spawn_app().await;
+    let token = create_agent(&app, "ann", "Ann Lee", 3).await;
+    let (first, _) = hand_off(&app, "c-2001", "I want to talk to a real person please").await;
+    let (second, _) = hand_off(&app, "c-2003", "I want to talk to a real person please").await;
+    let b = Browser::start(1280, 860).await;
+    sign_in(&app, &b, "/console", &token).await;
+    wait_queue_len(&b, 2).await;
+
+    // Claim the first, then send it to the refunds team's queue.
+    let claim = b
+        .element(&format!(".qitem[data-id=\"{first}\"] button.claim"))
+        .await;
+    b.click(&claim).await;
+    until(
+        &b,
+        "the claimed conversation",
+        "var r = document.getElementById('reply'); return r && !r.disabled && !document.querySelector('.actions').hidden;",
+        json!([]),
+    )
+    .await;
+    b.js(
+        "var s = document.getElementById('transfer-to'); s.value = 'team:refunds'; return s.value;",
+        json!([]),
+    )
+    .await;
+    let transfer = b.element(".actions .transfer").await;
+    b.click(&transfer).await;
+    until(
+        &b,
+        "the conversation back in the queue, read-only",
+        "var x = document.querySelector('.banner'); return x && !x.hidden && x.innerText.indexOf('waiting in the queue') >= 0 && document.querySelector('.composer').hidden;",
+        json!([]),
+    )
+    .await;
+    let moved: Value = app
+        .get_conversation(&first, Some(ADMIN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(moved["state"], "waiting_for_human", "{moved}");
+    until(
+        &b,
+        "the transferred conversation listed with its new team",
+        "var q = document.querySelector('.qitem[data-id=\"' + arguments[0] + '\"]'); return q && q.innerText.indexOf('refunds') >= 0;",
+        json!([first]),
+    )
+    .await;
+
+    // Claim the second and give it back to the bot.
+    let claim = b
+        .element(&format!(".qitem[data-id=\"{second}\"] button.claim"))
+        .await;
+    b.click(&claim).await;
+    until(
+        &b,
+        "the second conversation claimed",
+        "var h = document.querySelector('.conv-head h2'); return h && h.innerText.indexOf('Sofia Rossi') >= 0 && !document.querySelector('.actions').hidden;",
+        json!([]),
+    )
+    .await;
+    let handback = b.element(".actions .handback").await;
+    b.click(&handback).await;
+    until(
+        &b,
+        "the read-only view with the bot",
+        "var x = document.querySelector('.banner'); return x && !x.hidden && x.innerText.indexOf('with the bot') >= 0;",
+        json!([]),
+    )
+    .await;
+    let back: Value = app
+        .get_conversation(&second, Some(ADMIN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(back["state"], "bot", "{back}");
+    let me: Value = get(&app, &token, "/api/v1/agent/me")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(me["held"].as_array().unwrap().is_empty(), "{me}");
     app.stop().await;
 }

@@ -343,10 +343,37 @@
     return el("span", { class: "sla " + s.cls, "data-due": due, "data-since": since || "", text: s.text });
   }
 
+  /**
+   * Rebuilds a list only when what it shows changed, and keeps keyboard focus on the same
+   * control of the same conversation when it does: refreshes must not pull focus from under an
+   * agent tabbing through the queue.
+   */
+  function rebuildList(list, key, build) {
+    if (list.dataset.key === key) return;
+    list.dataset.key = key;
+    var focused = document.activeElement;
+    var keep = null;
+    if (focused && list.contains(focused)) {
+      var item = focused.closest("[data-id]");
+      keep = item ? { id: item.dataset.id, cls: focused.className } : null;
+    }
+    build();
+    if (keep) {
+      var again = Array.from(list.querySelectorAll("[data-id]")).filter(function (n) { return n.dataset.id === keep.id; })[0];
+      // A queue card's buttons end their class with what they do (`claim`, `open`).
+      var target = again && (again.tagName === "BUTTON" ? again : again.querySelector("button." + keep.cls.split(" ").pop()));
+      if (target) target.focus();
+    }
+  }
+
   function renderQueue() {
     if (!V.queueList) return;
     var items = (S.queue || []);
     V.queueCount.textContent = "(" + items.length + ")";
+    rebuildList(V.queueList, JSON.stringify([lang, S.currentId, items]), function () { buildQueue(items); });
+  }
+
+  function buildQueue(items) {
     if (!items.length) {
       V.queueList.replaceChildren(el("li", { class: "empty", text: T.queueEmpty }));
       return;
@@ -380,6 +407,10 @@
   function renderMine() {
     if (!V.mineList) return;
     renderMeLine();
+    rebuildList(V.mineList, JSON.stringify([lang, S.currentId, S.held, S.unread]), buildMine);
+  }
+
+  function buildMine() {
     if (!S.held.length) {
       V.mineList.replaceChildren(el("li", { class: "empty", text: T.mineEmpty }));
       return;
@@ -627,9 +658,12 @@
 
   /** A photo the shopper sent: fetched with the agent's token, shown from a blob URL. */
   function attachmentNode(a, text) {
-    var url = String(a.url || "");
-    // Only the service's own attachment URLs get the token.
-    if (url.indexOf("/api/v1/attachments/") !== 0 || !/^image\//.test(a.content_type || "")) return null;
+    // Only the service's own attachment URLs (relative or absolute) get the token.
+    var u;
+    try { u = new URL(String(a.url || ""), location.origin); } catch (e) { return null; }
+    if (u.origin !== location.origin || u.pathname.indexOf("/api/v1/attachments/") !== 0) return null;
+    if (!/^image\//.test(a.content_type || "")) return null;
+    var url = u.href;
     var img = el("img", { alt: text || T.attachment, loading: "lazy" });
     // The message text is shown above; it is the image's alternative text too.
     var fig = el("figure", { class: "attachment" }, [img]);
@@ -773,7 +807,7 @@
         el("button", { type: "button", class: "ghost transfer", text: T.transfer, on: { click: function () { transfer(target.value); } } }),
       ]),
       el("div", { class: "action" }, [
-        el("button", { type: "button", class: "ghost", text: T.handBack, on: { click: handBack } }),
+        el("button", { type: "button", class: "ghost handback", text: T.handBack, on: { click: handBack } }),
       ]),
       el("div", { class: "action" }, [
         el("label", { for: "resolve-code", text: T.resolveCode }), code,
