@@ -796,6 +796,9 @@
     target.appendChild(el("optgroup", { label: T.teamsGroup }, (S.directory.teams || []).map(function (t) {
       return el("option", { value: "team:" + t, text: t });
     })));
+    // The lists are rebuilt when the conversation or the directory changes: keep the choice.
+    if (S.transferTo && target.querySelector("option[value='" + CSS.escape(S.transferTo) + "']")) target.value = S.transferTo;
+    target.addEventListener("change", function () { S.transferTo = target.value; });
     var code = el("select", { id: "resolve-code" }, CODES.map(function (c) { return el("option", { value: c, text: T.codes[c] }); }));
     code.value = S.resolveCode || "answered";
     code.addEventListener("change", function () { S.resolveCode = code.value; });
