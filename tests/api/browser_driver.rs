@@ -115,6 +115,19 @@ impl Browser {
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        match self.try_call(method, path, body).await {
+            Ok(v) => v,
+            Err((err, message)) => panic!("webdriver {path}: {err}: {message}"),
+        }
+    }
+
+    /// A WebDriver call whose error (`(error, message)`) is the caller's to handle.
+    async fn try_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, (String, Value)> {
         let mut req = self.http.request(method, format!("{}{path}", self.session));
         if let Some(b) = body {
             req = req.json(&b);
@@ -127,9 +140,9 @@ impl Browser {
             .await
             .unwrap();
         if let Some(err) = resp["value"]["error"].as_str() {
-            panic!("webdriver {path}: {err}: {}", resp["value"]["message"]);
+            return Err((err.to_string(), resp["value"]["message"].clone()));
         }
-        resp["value"].clone()
+        Ok(resp["value"].clone())
     }
 
     async fn post(&self, path: &str, body: Value) -> Value {
@@ -207,6 +220,26 @@ impl Browser {
     /// Makes the tab with `handle` current.
     pub async fn switch_to(&self, handle: &str) {
         self.post("/window", json!({ "handle": handle })).await;
+    }
+
+    /// Clicks the page element `css` finds, finding it again when the page replaced it between
+    /// the lookup and the click (live pages rebuild their lists).
+    pub async fn click_css(&self, css: &str) {
+        for _ in 0..20 {
+            let el = self.element(css).await;
+            let path = format!("/element/{}/click", el[ELEMENT].as_str().unwrap());
+            match self
+                .try_call(reqwest::Method::POST, &path, Some(json!({})))
+                .await
+            {
+                Ok(_) => return,
+                Err((err, _)) if err == "stale element reference" => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err((err, message)) => panic!("webdriver {path}: {err}: {message}"),
+            }
+        }
+        panic!("{css} kept being replaced before it could be clicked");
     }
 
     pub async fn click(&self, el: &Value) {

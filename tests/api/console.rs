@@ -174,10 +174,8 @@ async fn an_agent_answers_a_handoff_with_a_suggestion_and_the_shopper_rates_it()
     assert!(card.contains("due in"), "an SLA countdown: {card}");
 
     // Claim this one; the transcript shows the bot's reading of each shopper message.
-    let claim = b
-        .element(&format!(".qitem[data-id=\"{id}\"] button.claim"))
+    b.click_css(&format!(".qitem[data-id=\"{id}\"] button.claim"))
         .await;
-    b.click(&claim).await;
     until(
         &b,
         "the claimed conversation with suggestions",
@@ -226,8 +224,7 @@ async fn an_agent_answers_a_handoff_with_a_suggestion_and_the_shopper_rates_it()
             .await;
         assert_eq!(value.as_str().unwrap(), suggestions[1]);
     }
-    let first = b.element(".suggestion").await;
-    b.click(&first).await;
+    b.click_css(".suggestion").await;
     let reply = b.element("#reply").await;
     assert_eq!(
         b.js("return document.getElementById('reply').value;", json!([]))
@@ -463,10 +460,8 @@ async fn the_console_lists_a_vip_before_a_regular_shopper_and_follows_the_queue_
     )
     .await;
     // Open previews the VIP read-only: no reply box until it is claimed.
-    let open = b
-        .element(&format!(".qitem[data-id=\"{vip}\"] button.open"))
+    b.click_css(&format!(".qitem[data-id=\"{vip}\"] button.open"))
         .await;
-    b.click(&open).await;
     until(
         &b,
         "the read-only preview",
@@ -510,8 +505,7 @@ async fn the_console_lists_a_vip_before_a_regular_shopper_and_follows_the_queue_
     assert_eq!(mine["held"][0]["conversation_id"], vip.as_str(), "{mine}");
 
     // A private note: in the transcript for agents, never for the shopper.
-    let note_mode = b.element("label[for='mode-note']").await;
-    b.click(&note_mode).await;
+    b.click_css("label[for='mode-note']").await;
     let reply = b.element("#reply").await;
     b.type_into(&reply, "VIP, 17 orders: offer express replacement")
         .await;
@@ -540,8 +534,7 @@ async fn the_console_lists_a_vip_before_a_regular_shopper_and_follows_the_queue_
         json!([]),
     )
     .await;
-    let transfer = b.element(".actions .transfer").await;
-    b.click(&transfer).await;
+    b.click_css(".actions .transfer").await;
     until(
         &b,
         "the read-only view after the transfer",
@@ -884,10 +877,8 @@ async fn an_agent_transfers_to_a_team_and_hands_back_to_the_bot_from_the_console
     wait_queue_len(&b, 2).await;
 
     // Claim the first, then send it to the refunds team's queue.
-    let claim = b
-        .element(&format!(".qitem[data-id=\"{first}\"] button.claim"))
+    b.click_css(&format!(".qitem[data-id=\"{first}\"] button.claim"))
         .await;
-    b.click(&claim).await;
     until(
         &b,
         "the claimed conversation",
@@ -900,8 +891,7 @@ async fn an_agent_transfers_to_a_team_and_hands_back_to_the_bot_from_the_console
         json!([]),
     )
     .await;
-    let transfer = b.element(".actions .transfer").await;
-    b.click(&transfer).await;
+    b.click_css(".actions .transfer").await;
     until(
         &b,
         "the conversation back in the queue, read-only",
@@ -925,10 +915,8 @@ async fn an_agent_transfers_to_a_team_and_hands_back_to_the_bot_from_the_console
     .await;
 
     // Claim the second and give it back to the bot.
-    let claim = b
-        .element(&format!(".qitem[data-id=\"{second}\"] button.claim"))
+    b.click_css(&format!(".qitem[data-id=\"{second}\"] button.claim"))
         .await;
-    b.click(&claim).await;
     until(
         &b,
         "the second conversation claimed",
@@ -936,8 +924,7 @@ async fn an_agent_transfers_to_a_team_and_hands_back_to_the_bot_from_the_console
         json!([]),
     )
     .await;
-    let handback = b.element(".actions .handback").await;
-    b.click(&handback).await;
+    b.click_css(".actions .handback").await;
     until(
         &b,
         "the read-only view with the bot",

@@ -34,7 +34,7 @@
     wsFailures: 0,
     live: false,
     mode: "reply",
-    busy: false,
+    claiming: false,
     sound: loadSound(),
     alerts: 0,
     blobs: {},
@@ -481,34 +481,46 @@
     } catch (e) { /* kept from before */ }
   }
 
-  // ---- Claims.
+  // ---- Actions run one after another, in the order the agent asked for them: a click while
+  // another action is on its way waits for it instead of being lost, and each checks what it
+  // needs (holding the conversation, text in the box) when its turn comes.
 
-  async function claimNext() {
-    if (S.busy) return;
-    S.busy = true;
-    try {
-      var c = await api("POST", "/api/v1/agent/claims", {});
-      if (!c) { flash(T.nothingToClaim); return; }
-      await claimed(c);
-    } catch (e) {
-      flash(errorText(e), true);
-    } finally {
-      S.busy = false;
-    }
+  var actions = Promise.resolve();
+  function serial(task) {
+    var run = actions.then(task, task);
+    actions = run.catch(function () { /* reported by the task */ });
+    return run;
   }
 
-  async function claim(id) {
-    if (S.busy) return;
-    S.busy = true;
-    try {
-      var c = await api("POST", "/api/v1/agent/conversations/" + encodeURIComponent(id) + "/claim", {});
-      await claimed(c);
-    } catch (e) {
-      flash(errorText(e), true);
-      scheduleQueue();
-    } finally {
-      S.busy = false;
-    }
+  // ---- Claims. A repeated "claim next" while one is on its way is dropped: it would take a
+  // second conversation.
+
+  function claimNext() {
+    if (S.claiming) return;
+    S.claiming = true;
+    return serial(async function () {
+      try {
+        var c = await api("POST", "/api/v1/agent/claims", {});
+        if (!c) { flash(T.nothingToClaim); return; }
+        await claimed(c);
+      } catch (e) {
+        flash(errorText(e), true);
+      } finally {
+        S.claiming = false;
+      }
+    });
+  }
+
+  function claim(id) {
+    return serial(async function () {
+      try {
+        var c = await api("POST", "/api/v1/agent/conversations/" + encodeURIComponent(id) + "/claim", {});
+        await claimed(c);
+      } catch (e) {
+        flash(errorText(e), true);
+        scheduleQueue();
+      }
+    });
   }
 
   async function claimed(c) {
@@ -610,6 +622,7 @@
     } else text = T.readOnlyState(T.states[c.state] || c.state);
     V.banner.hidden = false;
     V.banner.className = "banner" + (c.state === "resolved" ? " done" : "");
+    if (!changed(V.banner, JSON.stringify([c.id, text]))) return;
     put(V.banner, [el("span", { class: "banner-text", text: text }), claimBtn]);
   }
 
@@ -683,11 +696,20 @@
     return fig;
   }
 
+  /** True when `node` shows something other than `key` (which it then remembers). */
+  function changed(node, key) {
+    if (node.dataset.key === key) return false;
+    node.dataset.key = key;
+    return true;
+  }
+
   function renderSuggestions() {
     var list = (S.current.suggested_replies || []).slice(0, 3);
     var mine = holding();
     V.suggestions.hidden = !mine;
     if (!mine) return;
+    // Rebuilt only when they change, so a focused suggestion keeps its focus.
+    if (!changed(V.suggestions, JSON.stringify([lang, S.currentId, list]))) return;
     var items = list.map(function (s, i) {
       var key = "Alt+" + (i + 1);
       return el("li", {}, [
@@ -761,32 +783,36 @@
     V.sendBtn.disabled = !mine;
   }
 
-  async function send() {
-    if (!holding() || S.busy) return;
-    var text = V.input.value.trim();
-    if (!text) { V.input.focus(); return; }
-    var id = S.currentId;
-    var note = S.mode === "note";
-    S.busy = true;
-    V.sendBtn.disabled = true;
-    try {
-      await api("POST", "/api/v1/agent/conversations/" + encodeURIComponent(id) + (note ? "/notes" : "/messages"), { text: text });
-      if (S.currentId === id) V.input.value = "";
-      flash(note ? T.noted : T.sent);
-      await reloadCurrent();
-    } catch (e) {
-      flash(errorText(e), true);
-    } finally {
-      S.busy = false;
-      V.sendBtn.disabled = !holding();
-      V.input.focus();
-    }
+  function send() {
+    return serial(async function () {
+      if (!holding()) return;
+      var text = V.input.value.trim();
+      if (!text) { V.input.focus(); return; }
+      var id = S.currentId;
+      var note = S.mode === "note";
+      V.sendBtn.disabled = true;
+      try {
+        await api("POST", "/api/v1/agent/conversations/" + encodeURIComponent(id) + (note ? "/notes" : "/messages"), { text: text });
+        // Only what was sent leaves the box; anything typed meanwhile stays.
+        if (S.currentId === id && V.input.value.trim() === text) V.input.value = "";
+        flash(note ? T.noted : T.sent);
+        await reloadCurrent();
+      } catch (e) {
+        flash(errorText(e), true);
+      } finally {
+        V.sendBtn.disabled = !holding();
+        V.input.focus();
+      }
+    });
   }
 
   function renderActions() {
     var mine = holding();
     V.actions.hidden = !mine;
     if (!mine) return;
+    var who = (S.directory.agents || []).map(function (a) { return [a.id, a.name, a.available, a.status, a.load, a.capacity]; });
+    if (!changed(V.actions, JSON.stringify([lang, S.currentId, who, S.directory.teams]))) return;
+    var focusedId = document.activeElement && V.actions.contains(document.activeElement) ? document.activeElement.id || document.activeElement.className : null;
     var target = el("select", { id: "transfer-to" });
     var agents = (S.directory.agents || []).filter(function (a) { return !S.me || a.id !== S.me.id; });
     if (agents.length) target.appendChild(el("optgroup", { label: T.agentsGroup }, agents.map(function (a) {
@@ -803,7 +829,7 @@
     code.value = S.resolveCode || "answered";
     code.addEventListener("change", function () { S.resolveCode = code.value; });
     V.resolveCode = code;
-    V.actions.replaceChildren(
+    restoreFocusAfter(V.actions, focusedId, function () { V.actions.replaceChildren(
       el("h3", { class: "sr-only", text: T.actions }),
       el("div", { class: "action" }, [
         el("label", { for: "transfer-to", text: T.transferTo }), target,
@@ -816,22 +842,29 @@
         el("label", { for: "resolve-code", text: T.resolveCode }), code,
         el("button", { type: "button", class: "primary resolve", "aria-keyshortcuts": "Alt+R", on: { click: resolve } }, [T.resolve, " ", el("kbd", { text: "Alt+R" })]),
       ]),
-    );
+    ); });
   }
 
-  async function act(path, body, done) {
-    if (!holding() || S.busy) return;
-    var id = S.currentId;
-    S.busy = true;
-    try {
-      await api("POST", "/api/v1/agent/conversations/" + encodeURIComponent(id) + path, body);
-      flash(done);
-      await Promise.all([reloadCurrent(), refreshMe(), refreshQueue()]);
-    } catch (e) {
-      flash(errorText(e), true);
-    } finally {
-      S.busy = false;
-    }
+  /** Runs `build`, then focuses the control with the id (or class) that had focus before. */
+  function restoreFocusAfter(container, focused, build) {
+    build();
+    if (!focused) return;
+    var again = document.getElementById(focused) || container.querySelector("." + focused.split(" ").join("."));
+    if (again) again.focus();
+  }
+
+  function act(path, body, done) {
+    return serial(async function () {
+      if (!holding()) return;
+      var id = S.currentId;
+      try {
+        await api("POST", "/api/v1/agent/conversations/" + encodeURIComponent(id) + path, body);
+        flash(done);
+        await Promise.all([reloadCurrent(), refreshMe(), refreshQueue()]);
+      } catch (e) {
+        flash(errorText(e), true);
+      }
+    });
   }
 
   function transfer(value) {
