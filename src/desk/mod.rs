@@ -4,6 +4,8 @@
 //! change goes through the conversation state machine and is committed with its events,
 //! conditional on the version it read (a lost race is retried or reported, never merged).
 
+pub mod health;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -235,6 +237,15 @@ impl Desk {
             position: ahead + 1,
             expected_wait_seconds: wait.map(|w| w.num_seconds()),
         }))
+    }
+
+    /// The queue's health now and its first-response record since midnight UTC.
+    pub async fn health(&self, now: DateTime<Utc>) -> Result<health::QueueHealth, DeskError> {
+        let since = health::start_of_day(now);
+        let waiting = self.store.waiting(QUEUE_WINDOW).await?;
+        let answered = self.store.answered_since(since).await?;
+        let teams: Vec<String> = self.policy.teams.keys().cloned().collect();
+        Ok(health::summarise(&waiting, &answered, &teams, since, now))
     }
 
     /// Claims the next conversation for `agent` (`None` when nothing fits or they are full).

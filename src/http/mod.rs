@@ -6,6 +6,7 @@ pub mod agents;
 pub mod attachments;
 pub mod auth;
 pub mod channels;
+pub mod console;
 pub mod customers;
 pub mod desk;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod extract;
 pub mod live;
 pub mod messages;
 pub mod ops;
+pub mod overview;
 pub mod web;
 
 use std::sync::Arc;
@@ -69,6 +71,7 @@ pub struct AppState {
         agents::create, agents::list, agents::patch, agents::delete,
         desk::queue, desk::claim_next, desk::claim, desk::get, desk::reply, desk::note,
         desk::transfer, desk::handback, desk::resolve,
+        overview::me, overview::set_status, overview::directory, overview::queue_health,
         customers::import_customers, customers::put_customer, customers::get_customer,
         ops::healthz, ops::readyz, ops::metrics,
         channels::outbox_list, channels::outbox_retry, channels::link_contact
@@ -133,6 +136,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/agent/queue", get(desk::queue))
         .route("/api/v1/agent/claims", post(desk::claim_next))
         .route("/api/v1/agent/events", get(live::agent_events))
+        .route(
+            "/api/v1/agent/me",
+            get(overview::me).patch(overview::set_status),
+        )
+        .route("/api/v1/agent/directory", get(overview::directory))
+        .route("/api/v1/admin/queue-health", get(overview::queue_health))
         .route("/api/v1/agent/conversations/{id}", get(desk::get))
         .route("/api/v1/agent/conversations/{id}/claim", post(desk::claim))
         .route(
@@ -169,6 +178,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .merge(web::routes())
+        .merge(console::routes())
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), count_errors))

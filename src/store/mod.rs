@@ -128,6 +128,9 @@ pub trait ConversationStore: Send + Sync {
         &self,
         before: DateTime<Utc>,
     ) -> Result<Vec<Conversation>, StoreError>;
+    /// Conversations whose first human answer came at or after `since`, earliest first (the
+    /// admin view's SLA attainment: their tickets say whether the answer was late).
+    async fn answered_since(&self, since: DateTime<Utc>) -> Result<Vec<Conversation>, StoreError>;
     /// How long recently resolved conversations were held (seconds), newest first.
     async fn recent_handle_seconds(&self, limit: i64) -> Result<Vec<i64>, StoreError>;
     /// Conversations this customer opened since `since`.

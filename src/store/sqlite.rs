@@ -336,6 +336,17 @@ impl ConversationStore for SqliteStore {
         rows.into_iter().map(Conversation::try_from).collect()
     }
 
+    async fn answered_since(&self, since: DateTime<Utc>) -> Result<Vec<Conversation>, StoreError> {
+        let rows: Vec<ConversationRow> = sqlx::query_as(&format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations
+             WHERE first_response_at >= ? ORDER BY first_response_at"
+        ))
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(Conversation::try_from).collect()
+    }
+
     async fn recent_handle_seconds(&self, limit: i64) -> Result<Vec<i64>, StoreError> {
         let rows: Vec<(DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
             "SELECT assigned_at, updated_at FROM conversations

@@ -4,7 +4,7 @@
 //! README's screenshots to `docs/screenshots/`.
 
 #[path = "browser_driver.rs"]
-mod driver;
+pub(crate) mod driver;
 
 use serde_json::{Value, json};
 
@@ -12,7 +12,7 @@ use crate::helpers::{TestApp, root, spawn_app};
 use driver::{Browser, ENTER, ESCAPE, SHIFT, TAB};
 
 /// One browser at a time: each is a few hundred MB and the machines have few cores.
-static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The widget's messages without their author labels.
 const MESSAGES: &str = "return Array.from(document.querySelector('switchboard-chat').shadowRoot.querySelectorAll('.msg')).map(function (m) { var c = m.cloneNode(true); var w = c.querySelector('.who'); if (w) w.remove(); return {cls: m.className, text: c.textContent}; });";
@@ -44,7 +44,7 @@ async fn bots(b: &Browser) -> usize {
 
 /// Sends `text` and waits for the bot's answer (more bot messages than before, and no typing
 /// indicator); returns the last answer's text.
-async fn ask(b: &Browser, text: &str) -> String {
+pub(crate) async fn ask(b: &Browser, text: &str) -> String {
     let before = bots(b).await;
     say(b, text).await;
     b.wait_for(
@@ -59,7 +59,7 @@ async fn ask(b: &Browser, text: &str) -> String {
 }
 
 /// The conversation the widget keeps in local storage: `(id, token)`.
-async fn stored_conversation(b: &Browser) -> (String, String) {
+pub(crate) async fn stored_conversation(b: &Browser) -> (String, String) {
     let v = b
         .wait_for(
             "a stored conversation",
@@ -81,7 +81,7 @@ async fn conversation(app: &TestApp, b: &Browser) -> Value {
 }
 
 /// Opens the demo page as `customer` in `lang` and opens the chat panel.
-async fn open_chat(app: &TestApp, b: &Browser, customer: &str, lang: &str) {
+pub(crate) async fn open_chat(app: &TestApp, b: &Browser, customer: &str, lang: &str) {
     b.goto(&format!("{}/?customer={customer}&lang={lang}", app.base))
         .await;
     b.wait_for(
@@ -100,18 +100,18 @@ async fn open_chat(app: &TestApp, b: &Browser, customer: &str, lang: &str) {
     .await;
 }
 
-async fn say(b: &Browser, text: &str) {
+pub(crate) async fn say(b: &Browser, text: &str) {
     let input = b.widget("textarea").await;
     b.type_into(&input, text).await;
     b.type_into(&input, ENTER).await;
 }
 
-fn screenshot_path(name: &str) -> std::path::PathBuf {
+pub(crate) fn screenshot_path(name: &str) -> std::path::PathBuf {
     root().join("docs").join("screenshots").join(name)
 }
 
 /// Waits for the handoff banner and returns its text.
-async fn handoff_banner(b: &Browser) -> String {
+pub(crate) async fn handoff_banner(b: &Browser) -> String {
     b.wait_for(
         "the waiting-for-a-person banner",
         "var s = document.querySelector('switchboard-chat').shadowRoot.querySelector('.status'); return (!s.hidden && s.dataset.state === 'waiting_for_human') ? s.innerText : null;",

@@ -15,6 +15,8 @@ pub const ENTER: &str = "\u{E007}";
 pub const TAB: &str = "\u{E004}";
 pub const SHIFT: &str = "\u{E008}";
 pub const ESCAPE: &str = "\u{E00C}";
+pub const CONTROL: &str = "\u{E009}";
+pub const ALT: &str = "\u{E00A}";
 
 /// How long a condition may take before a test fails: generous, since the real model answers
 /// on a shared machine; passing tests never wait this long.
@@ -113,6 +115,19 @@ impl Browser {
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        match self.try_call(method, path, body).await {
+            Ok(v) => v,
+            Err((err, message)) => panic!("webdriver {path}: {err}: {message}"),
+        }
+    }
+
+    /// A WebDriver call whose error (`(error, message)`) is the caller's to handle.
+    async fn try_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, (String, Value)> {
         let mut req = self.http.request(method, format!("{}{path}", self.session));
         if let Some(b) = body {
             req = req.json(&b);
@@ -125,9 +140,9 @@ impl Browser {
             .await
             .unwrap();
         if let Some(err) = resp["value"]["error"].as_str() {
-            panic!("webdriver {path}: {err}: {}", resp["value"]["message"]);
+            return Err((err.to_string(), resp["value"]["message"].clone()));
         }
-        resp["value"].clone()
+        Ok(resp["value"].clone())
     }
 
     async fn post(&self, path: &str, body: Value) -> Value {
@@ -144,6 +159,12 @@ impl Browser {
             }}),
         )
         .await;
+    }
+
+    /// Runs a Chrome DevTools Protocol command (e.g. to grant a permission).
+    pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.post("/goog/cdp/execute", json!({"cmd": cmd, "params": params}))
+            .await
     }
 
     pub async fn goto(&self, url: &str) {
@@ -166,6 +187,59 @@ impl Browser {
             .await;
         assert!(el.get(ELEMENT).is_some(), "no widget element {css}");
         el
+    }
+
+    /// An element of the page itself (outside any shadow root), waiting until it exists.
+    pub async fn element(&self, css: &str) -> Value {
+        let el = self
+            .wait_for(
+                &format!("the element {css}"),
+                "return document.querySelector(arguments[0]);",
+                json!([css]),
+            )
+            .await;
+        assert!(el.get(ELEMENT).is_some(), "no element {css}");
+        el
+    }
+
+    /// The handle of the current window (tab).
+    pub async fn window(&self) -> String {
+        self.call(reqwest::Method::GET, "/window", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Opens a new tab and returns its handle (the current tab stays current).
+    pub async fn new_tab(&self) -> String {
+        let v = self.post("/window/new", json!({"type": "tab"})).await;
+        v["handle"].as_str().unwrap().to_string()
+    }
+
+    /// Makes the tab with `handle` current.
+    pub async fn switch_to(&self, handle: &str) {
+        self.post("/window", json!({ "handle": handle })).await;
+    }
+
+    /// Clicks the page element `css` finds, finding it again when the page replaced it between
+    /// the lookup and the click (live pages rebuild their lists).
+    pub async fn click_css(&self, css: &str) {
+        for _ in 0..20 {
+            let el = self.element(css).await;
+            let path = format!("/element/{}/click", el[ELEMENT].as_str().unwrap());
+            match self
+                .try_call(reqwest::Method::POST, &path, Some(json!({})))
+                .await
+            {
+                Ok(_) => return,
+                Err((err, _)) if err == "stale element reference" => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err((err, message)) => panic!("webdriver {path}: {err}: {message}"),
+            }
+        }
+        panic!("{css} kept being replaced before it could be clicked");
     }
 
     pub async fn click(&self, el: &Value) {

@@ -6,6 +6,7 @@ mod bad_input;
 mod browser;
 mod channels;
 mod classifier;
+mod console;
 mod contract;
 mod conversations;
 mod durability;

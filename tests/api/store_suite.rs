@@ -747,6 +747,47 @@ async fn attachments_need_their_conversation_and_messages_a_stored_attachment(
     );
 }
 
+/// The admin view's SLA figures: conversations first answered since a moment, earliest first,
+/// with the ticket saying whether the answer was late; unanswered ones are not counted.
+async fn answered_since_lists_first_answers(store: Arc<dyn Store>) {
+    let a = agent("quick", 5);
+    store.create_agent(&a, "h-quick").await.unwrap();
+    let start = Utc::now().trunc_subsecs(6);
+    let mut answered = Vec::new();
+    for (i, late) in [(0, false), (1, true)] {
+        let c = waiting_conversation(store.as_ref(), &format!("c-{i}"), "general", 5).await;
+        store.record_turn(&claim_turn(&c, &a)).await.unwrap();
+        let mut held = store.conversation(c.id).await.unwrap().unwrap();
+        let at = start + Duration::milliseconds(10 * (i + 1));
+        held.first_response_at = Some(at);
+        if late {
+            held.ticket.as_mut().unwrap().breached_at = Some(at);
+        }
+        store.record_turn(&Turn::update(held)).await.unwrap();
+        answered.push(c.id);
+    }
+    // Claimed but never answered: not in the figures.
+    let silent = waiting_conversation(store.as_ref(), "c-9", "general", 5).await;
+    store.record_turn(&claim_turn(&silent, &a)).await.unwrap();
+
+    let got = store.answered_since(start).await.unwrap();
+    assert_eq!(got.iter().map(|c| c.id).collect::<Vec<_>>(), answered);
+    let late: Vec<bool> = got
+        .iter()
+        .map(|c| c.ticket.as_ref().unwrap().breached_at.is_some())
+        .collect();
+    assert_eq!(late, [false, true]);
+    let later = start + Duration::milliseconds(15);
+    assert_eq!(store.answered_since(later).await.unwrap().len(), 1);
+    assert!(
+        store
+            .answered_since(start + Duration::minutes(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let backend = Backend::open(None, dir.path()).await.unwrap();
@@ -802,6 +843,7 @@ contract!(
     channel_outbox_rows_commit_with_their_turn_in_order,
     attachments_round_trip_and_belong_to_messages,
     attachments_need_their_conversation_and_messages_a_stored_attachment,
+    answered_since_lists_first_answers,
 );
 
 /// The embedded store keeps a photo's bytes as one file in `DATA_DIR/attachments`, named by
