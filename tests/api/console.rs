@@ -947,3 +947,41 @@ async fn an_agent_transfers_to_a_team_and_hands_back_to_the_bot_from_the_console
     assert!(me["held"].as_array().unwrap().is_empty(), "{me}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_shoppers_photo_shows_in_the_agents_transcript() {
+    let _one = ONE_BROWSER.lock().await;
+    let app = spawn_app().await;
+    let token = create_agent(&app, "ann", "Ann Lee", 3).await;
+    let (id, conversation_token) =
+        hand_off(&app, "c-2001", "I want to talk to a real person please").await;
+    let photo =
+        std::fs::read(crate::helpers::root().join("tests/fixtures/photos/broken-cup.png")).unwrap();
+    let r = app
+        .client
+        .post(format!(
+            "{}/api/v1/conversations/{id}/attachments?caption=the%20cup%20arrived%20broken",
+            app.base
+        ))
+        .bearer_auth(&conversation_token)
+        .body(photo)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let b = Browser::start(1280, 860).await;
+    sign_in(&app, &b, "/console", &token).await;
+    wait_queue_len(&b, 1).await;
+    b.click_css(&format!(".qitem[data-id=\"{id}\"] button.claim"))
+        .await;
+    // The photo is fetched with the agent's token and shown, captioned, in the transcript.
+    let shown = until(
+        &b,
+        "the shopper's photo in the transcript",
+        "return Array.from(document.querySelectorAll('img')).filter(function (i) { return i.complete && i.naturalWidth > 0; }).map(function (i) { return i.alt; });",
+        json!([]),
+    )
+    .await;
+    assert_eq!(shown, json!(["the cup arrived broken"]));
+    app.stop().await;
+}
