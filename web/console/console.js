@@ -301,6 +301,11 @@
 
   // ---- The queue.
 
+  /** A customer id as shown: anonymous shoppers' generated ids read "Anonymous shopper". */
+  function anonymousOr(id) {
+    return String(id || "").indexOf("anon-") === 0 ? T.anonymous : id;
+  }
+
   function customerName(c, fallbackId) {
     if (c && c.name) return c.name;
     if (c && c.verified === false) return T.anonymous;
@@ -416,7 +421,7 @@
       return;
     }
     V.mineList.replaceChildren.apply(V.mineList, S.held.map(function (h) {
-      var name = h.customer_name || h.customer_id;
+      var name = h.customer_name || anonymousOr(h.customer_id);
       var current = h.conversation_id === S.currentId;
       return el("li", {}, [
         el("button", { type: "button", class: "mine-item" + (current ? " current" : ""), "aria-current": current ? "true" : null, "data-id": h.conversation_id, on: { click: function () { openConversation(h.conversation_id); } } }, [
@@ -580,7 +585,7 @@
     if (!has) { V.banner.hidden = true; V.customer.replaceChildren(); return; }
     var c = S.current.conversation;
     var cust = S.current.customer;
-    var name = cust && cust.name ? cust.name : (c.customer_id.indexOf("anon-") === 0 ? T.anonymous : c.customer_id);
+    var name = cust && cust.name ? cust.name : anonymousOr(c.customer_id);
     var ticket = S.current.ticket;
     put(V.convHead, [
       el("h2", { id: "conv-h" }, [name]),
