@@ -172,6 +172,7 @@ impl Application {
             &settings.channels,
             store.clone(),
             dialogue.clone(),
+            metrics.clone(),
         )?);
         let state = AppState {
             channels,

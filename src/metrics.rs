@@ -1,5 +1,6 @@
 //! Prometheus metrics: messages by route and intent, classification latency, automated-answer
-//! rate, handoffs by reason, and errors by kind. Rendered at `/metrics`.
+//! rate, handoffs by reason, errors by kind, the queue, and messaging channels' traffic and
+//! deliveries. Rendered at `/metrics`.
 
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry,
@@ -25,6 +26,11 @@ pub struct Metrics {
     pub sla_breaches: IntCounterVec,
     pub claims: IntCounterVec,
     pub csat: Histogram,
+    /// Messages received from messaging channels, by channel and whether they were new or a
+    /// redelivery.
+    pub channel_messages: IntCounterVec,
+    /// Outbox delivery attempts by channel and outcome (delivered, retry, dead).
+    pub outbox_deliveries: IntCounterVec,
 }
 
 impl Metrics {
@@ -118,8 +124,26 @@ impl Metrics {
                 .buckets(vec![1.0, 2.0, 3.0, 4.0, 5.0]),
         )
         .expect("valid metric");
+        let channel_messages = IntCounterVec::new(
+            Opts::new(
+                "switchboard_channel_messages_total",
+                "Messages received from messaging channels, by channel and outcome (new, duplicate)",
+            ),
+            &["channel", "outcome"],
+        )
+        .expect("valid metric");
+        let outbox_deliveries = IntCounterVec::new(
+            Opts::new(
+                "switchboard_outbox_deliveries_total",
+                "Outbox delivery attempts, by channel and outcome (delivered, retry, dead)",
+            ),
+            &["channel", "outcome"],
+        )
+        .expect("valid metric");
         for m in [
             Box::new(messages.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(channel_messages.clone()),
+            Box::new(outbox_deliveries.clone()),
             Box::new(queue_length.clone()),
             Box::new(wait_seconds.clone()),
             Box::new(first_response_seconds.clone()),
@@ -150,6 +174,8 @@ impl Metrics {
             sla_breaches,
             claims,
             csat,
+            channel_messages,
+            outbox_deliveries,
         }
     }
 

@@ -178,6 +178,7 @@ pub struct Channels {
     pub inbox_wake: tokio::sync::Notify,
     /// This process's name on leases.
     pub owner: String,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Channels {
@@ -185,6 +186,7 @@ impl Channels {
         settings: &ChannelSettings,
         store: Arc<dyn Store>,
         dialogue: Arc<Dialogue>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> anyhow::Result<Self> {
         let policy = settings.policy();
         let http = reqwest::Client::builder()
@@ -201,6 +203,7 @@ impl Channels {
             http,
             inbox_wake: tokio::sync::Notify::new(),
             owner: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+            metrics,
         })
     }
 
@@ -218,6 +221,13 @@ impl Channels {
             return Ok(0);
         }
         let fresh = self.store.store_inbound(records).await?;
+        for (r, new) in records.iter().zip(&fresh) {
+            let outcome = if *new { "new" } else { "duplicate" };
+            self.metrics
+                .channel_messages
+                .with_label_values(&[r.channel.as_str(), outcome])
+                .inc();
+        }
         let n = fresh.iter().filter(|f| **f).count();
         if n > 0 {
             self.inbox_wake.notify_one();

@@ -94,16 +94,27 @@ async fn deliver(c: &Channels, item: OutboxItem) -> Result<(), StoreError> {
             retry_at_ms: None,
         },
     };
-    match &attempt {
-        Attempt::Delivered { .. } => tracing::info!("reply delivered"),
+    let outcome = match &attempt {
+        Attempt::Delivered { .. } => {
+            tracing::info!("reply delivered");
+            "delivered"
+        }
         Attempt::Failed {
             error,
             retry_at_ms: None,
-        } => tracing::error!(%error, "reply parked as dead"),
-        Attempt::Failed { error, .. } => {
-            tracing::warn!(%error, "reply delivery failed; will retry")
+        } => {
+            tracing::error!(%error, "reply parked as dead");
+            "dead"
         }
-    }
+        Attempt::Failed { error, .. } => {
+            tracing::warn!(%error, "reply delivery failed; will retry");
+            "retry"
+        }
+    };
+    c.metrics
+        .outbox_deliveries
+        .with_label_values(&[item.channel.as_str(), outcome])
+        .inc();
     c.store
         .record_attempt(item.id, &c.owner, &attempt, Utc::now())
         .await?;

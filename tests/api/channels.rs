@@ -451,6 +451,24 @@ async fn the_same_whatsapp_message_five_times_at_once_is_stored_and_answered_onc
     // A redelivery long after is still a duplicate.
     let again: Value = post_wa(&app.base, &body).await.json().await.unwrap();
     assert_eq!(again, json!({"received": 0, "duplicates": 1}));
+    let m = metrics(&app.base).await;
+    for line in [
+        "switchboard_channel_messages_total{channel=\"whatsapp\",outcome=\"new\"} 1",
+        "switchboard_channel_messages_total{channel=\"whatsapp\",outcome=\"duplicate\"} 5",
+        "switchboard_outbox_deliveries_total{channel=\"whatsapp\",outcome=\"delivered\"} 1",
+    ] {
+        assert!(m.lines().any(|l| l == line), "no `{line}` in\n{m}");
+    }
+}
+
+/// The service's Prometheus metrics.
+async fn metrics(base: &str) -> String {
+    reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -709,6 +727,13 @@ async fn a_reply_is_parked_dead_after_n_failures_and_an_admin_retries_it() {
         .unwrap()
         .clone();
     assert_eq!(reply["delivery"], "dead");
+    let m = metrics(&app.base).await;
+    for line in [
+        "switchboard_outbox_deliveries_total{channel=\"telegram\",outcome=\"retry\"} 2",
+        "switchboard_outbox_deliveries_total{channel=\"telegram\",outcome=\"dead\"} 1",
+    ] {
+        assert!(m.lines().any(|l| l == line), "no `{line}` in\n{m}");
+    }
 
     let client = reqwest::Client::new();
     let retry = |id: i64, token: &'static str| {
