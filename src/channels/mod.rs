@@ -10,6 +10,7 @@
 
 pub mod generic;
 pub mod inbox;
+pub mod media;
 pub mod outbox;
 pub mod settings;
 pub mod signature;
@@ -178,6 +179,8 @@ pub struct Channels {
     pub inbox_wake: tokio::sync::Notify,
     /// This process's name on leases.
     pub owner: String,
+    /// The largest photo fetched from a platform (`max_attachment_bytes`).
+    pub max_media_bytes: usize,
 }
 
 impl Channels {
@@ -201,6 +204,7 @@ impl Channels {
             http,
             inbox_wake: tokio::sync::Notify::new(),
             owner: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+            max_media_bytes: 5 * 1024 * 1024,
         })
     }
 
