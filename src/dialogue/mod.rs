@@ -321,8 +321,9 @@ impl Dialogue {
         self.run(inbound, Body::Unsupported).await
     }
 
-    /// Handles a photo the shopper sends to an existing conversation (`inbound.text` is its
-    /// caption, possibly empty): the photo is stored, then shown in a shopper message of a
+    /// Handles a photo the shopper sends to an existing conversation, or a channel's
+    /// (created when the photo is its first message; `inbound.text` is its caption, possibly
+    /// empty): the photo is stored, then shown in a shopper message of a
     /// turn like any other. Retries with the same `client_message_id` store it once.
     pub async fn handle_photo(
         &self,

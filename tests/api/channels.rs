@@ -1067,6 +1067,30 @@ async fn a_failed_media_fetch_keeps_the_note_and_the_polite_answer() {
 }
 
 #[tokio::test]
+async fn a_photo_over_the_attachment_limit_keeps_the_note() {
+    let fake = Fake::start().await;
+    let f = fake.clone();
+    let app = spawn_app_with(move |s| {
+        configure(s, &f);
+        s.max_attachment_bytes = 1024;
+    })
+    .await;
+    // A real JPEG's start (it sniffs as one), longer than the limit.
+    let mut jpeg = photo_fixture("broken-cup.jpg");
+    jpeg.resize(jpeg.len().max(1024) + 1, 0);
+    fake.add_media("1003383421387256", Media::Bytes(jpeg));
+    post_wa(&app.base, &fixture("whatsapp_image.json")).await;
+    let sent = fake.wait_delivered(1, Duration::from_secs(30)).await;
+    assert!(delivered_text(&sent[0]).contains("only read text"));
+    let wa = shopper_messages(&app.base, "whatsapp").await;
+    assert_eq!(
+        wa[0]["text"],
+        "[image · whatsapp media 1003383421387256] The cup arrived like this"
+    );
+    assert!(wa[0].get("attachment").is_none_or(Value::is_null), "{wa:?}");
+}
+
+#[tokio::test]
 async fn a_telegram_shopper_gets_a_person_and_the_agents_reply_arrives_on_telegram() {
     let (app, fake) = app_with_fake().await;
     let chat = 6060606;
