@@ -168,12 +168,14 @@ impl Application {
             notifier: notifier.clone(),
             desk: desk.clone(),
         }));
-        let channels = Arc::new(crate::channels::Channels::new(
+        let mut channels = crate::channels::Channels::new(
             &settings.channels,
             store.clone(),
             dialogue.clone(),
             metrics.clone(),
-        )?);
+        )?;
+        channels.max_media_bytes = settings.max_attachment_bytes;
+        let channels = Arc::new(channels);
         let state = AppState {
             channels,
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),

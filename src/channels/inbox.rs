@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
-use super::{Channels, now_ms};
+use super::{Channels, media, now_ms};
 use crate::dialogue::{DialogueError, Inbound, Target};
 use crate::domain::{ConversationId, CustomerId, Lang};
 use crate::nlu::NluError;
@@ -146,8 +146,44 @@ async fn process(c: &Channels, item: &InboxItem) -> Result<(), DialogueError> {
     };
     if item.kind == "text" {
         c.dialogue.handle(inbound).await?;
-    } else {
-        c.dialogue.acknowledge_unsupported(inbound).await?;
+        return Ok(());
+    }
+    let outcome = match (item.kind.as_str(), &item.media_id) {
+        ("image", Some(media_id)) => photo(c, item, media_id, inbound).await,
+        _ => c
+            .dialogue
+            .acknowledge_unsupported(inbound)
+            .await
+            .map(|_| ()),
+    };
+    match outcome {
+        // The message was answered already (as a photo, or by its note after a failed fetch)
+        // and the retry after a crash went the other way: its answer stands.
+        Err(DialogueError::KeyReused) => {
+            tracing::info!(message = item.id, "media message was answered already");
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// A shopper's image: fetched from the platform and stored as a photo message, or, when it
+/// cannot be fetched (failed, too large, not an image), answered at once by its media note.
+async fn photo(
+    c: &Channels,
+    item: &InboxItem,
+    media_id: &str,
+    mut inbound: Inbound,
+) -> Result<(), DialogueError> {
+    match media::fetch(c, &item.channel, media_id).await {
+        Ok(photo) => {
+            inbound.text = media::caption(&item.text, &item.channel, &item.kind, media_id);
+            c.dialogue.handle_photo(inbound, photo).await?;
+        }
+        Err(e) => {
+            tracing::warn!(message = item.id, error = %e, "media fetch failed; keeping the note");
+            c.dialogue.acknowledge_unsupported(inbound).await?;
+        }
     }
     Ok(())
 }

@@ -10,6 +10,7 @@
 
 pub mod generic;
 pub mod inbox;
+pub mod media;
 pub mod outbox;
 pub mod settings;
 pub mod signature;
@@ -179,6 +180,8 @@ pub struct Channels {
     /// This process's name on leases.
     pub owner: String,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The largest photo fetched from a platform (`max_attachment_bytes`).
+    pub max_media_bytes: usize,
 }
 
 impl Channels {
@@ -204,6 +207,7 @@ impl Channels {
             inbox_wake: tokio::sync::Notify::new(),
             owner: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
             metrics,
+            max_media_bytes: 5 * 1024 * 1024,
         })
     }
 

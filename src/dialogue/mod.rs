@@ -321,8 +321,9 @@ impl Dialogue {
         self.run(inbound, Body::Unsupported).await
     }
 
-    /// Handles a photo the shopper sends to an existing conversation (`inbound.text` is its
-    /// caption, possibly empty): the photo is stored, then shown in a shopper message of a
+    /// Handles a photo the shopper sends to an existing conversation, or a channel's
+    /// (created when the photo is its first message; `inbound.text` is its caption, possibly
+    /// empty): the photo is stored, then shown in a shopper message of a
     /// turn like any other. Retries with the same `client_message_id` store it once.
     pub async fn handle_photo(
         &self,
@@ -451,6 +452,33 @@ impl Dialogue {
         }
     }
 
+    /// Stores a channel's new conversation, still without messages (a concurrent creation
+    /// is as good).
+    async fn open_channel_conversation(&self, inbound: &Inbound) -> Result<(), DialogueError> {
+        let Loaded {
+            conv,
+            is_new,
+            expected_version,
+            ..
+        } = self.load(inbound).await?;
+        if !is_new {
+            return Ok(());
+        }
+        let turn = Turn {
+            is_new,
+            expected_version,
+            ..Turn::update(conv)
+        };
+        match self.store.record_turn(&turn).await {
+            Ok(committed) => {
+                self.notifier.committed(committed.last_seq);
+                Ok(())
+            }
+            Err(StoreError::Conflict | StoreError::DuplicateKey) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn text_locked(
         &self,
         inbound: &Inbound,
@@ -481,7 +509,12 @@ impl Dialogue {
             return Ok((replay(stored, fingerprint)?, true));
         }
         if self.store.conversation(id).await?.is_none() {
-            return Err(DialogueError::NotFound);
+            if !matches!(inbound.target, Target::Channel { .. }) {
+                return Err(DialogueError::NotFound);
+            }
+            // A channel's first message may be a photo: the conversation must exist before
+            // the photo can be stored in it.
+            self.open_channel_conversation(inbound).await?;
         }
         let classification = match inbound.text.is_empty() {
             true => None,

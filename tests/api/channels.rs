@@ -3,7 +3,7 @@
 //! fail, time out and rate-limit. Payloads are the platforms' published examples
 //! (`tests/fixtures/channels/`).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,11 +41,25 @@ pub struct Request {
     pub body: Value,
 }
 
+/// A media file the fake platform holds, or how fetching it fails.
+#[derive(Debug, Clone)]
+pub enum Media {
+    Bytes(Vec<u8>),
+    /// The lookup (WhatsApp `GET /{media_id}`, Telegram `getFile`) answers this status.
+    LookupFails(u16),
+    /// The lookup works; the download answers this status.
+    DownloadFails(u16),
+}
+
 struct FakeState {
     script: VecDeque<Behaviour>,
     default: Behaviour,
     attempts: Vec<(Request, Behaviour)>,
     delivered: Vec<Request>,
+    /// By WhatsApp media id or Telegram file id.
+    media: HashMap<String, Media>,
+    /// Media requests (path and query), apart from the message deliveries.
+    media_requests: Vec<String>,
 }
 
 /// A fake platform API (WhatsApp Graph API, Telegram Bot API or a shop's reply endpoint) on
@@ -63,12 +77,19 @@ impl Fake {
             default: Behaviour::Accept,
             attempts: Vec::new(),
             delivered: Vec::new(),
+            media: HashMap::new(),
+            media_requests: Vec::new(),
         }));
         let s = state.clone();
         let app = axum::Router::new().fallback(
             move |uri: axum::http::Uri, headers: HeaderMap, body: String| {
                 let s = s.clone();
-                async move { answer(s, uri.path().to_string(), headers, body).await }
+                async move {
+                    if let Some(r) = serve_media(&s, &uri, &headers) {
+                        return r;
+                    }
+                    answer(s, uri.path().to_string(), headers, body).await
+                }
             },
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -82,6 +103,19 @@ impl Fake {
         let mut s = self.state.lock().unwrap();
         s.script = script.iter().copied().collect();
         s.default = default;
+    }
+
+    /// Makes `id` a media file (WhatsApp media id or Telegram file id) of the platform.
+    pub fn add_media(&self, id: &str, media: Media) {
+        self.state
+            .lock()
+            .unwrap()
+            .media
+            .insert(id.to_string(), media);
+    }
+
+    pub fn media_requests(&self) -> Vec<String> {
+        self.state.lock().unwrap().media_requests.clone()
     }
 
     pub fn delivered(&self) -> Vec<Request> {
@@ -108,6 +142,90 @@ impl Fake {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+}
+
+/// The platforms' media endpoints: WhatsApp `GET /{version}/{media_id}` (JSON with a
+/// download `url`) and the download, both with the access token as bearer; Telegram
+/// `getFile?file_id=` (`result.file_path`) and `/file/bot{token}/{file_path}`. `None` for
+/// other requests.
+fn serve_media(
+    state: &Arc<Mutex<FakeState>>,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+) -> Option<axum::response::Response> {
+    let path = uri.path();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let wa_lookup = segments.len() == 2 && segments[0] == "v21.0";
+    let wa_download = path.starts_with("/wa-media/");
+    let tg_lookup = path == format!("/bot{TG_TOKEN}/getFile");
+    let tg_download = path.starts_with(&format!("/file/bot{TG_TOKEN}/photos/"));
+    if !(wa_lookup || wa_download || tg_lookup || tg_download) {
+        return None;
+    }
+    let mut s = state.lock().unwrap();
+    s.media_requests
+        .push(format!("{path}?{}", uri.query().unwrap_or_default()));
+    let not_found = |what: &str| {
+        Some(
+            (
+                StatusCode::NOT_FOUND,
+                axum::Json(json!({"error": {"message": format!("{what} not found"), "code": 100}})),
+            )
+                .into_response(),
+        )
+    };
+    if (wa_lookup || wa_download)
+        && headers.get("authorization").and_then(|v| v.to_str().ok())
+            != Some("Bearer wa-access-token")
+    {
+        return Some((StatusCode::UNAUTHORIZED, "no token").into_response());
+    }
+    let id = if wa_lookup {
+        segments[1].to_string()
+    } else if wa_download || tg_download {
+        path.rsplit('/')
+            .next()
+            .unwrap()
+            .trim_end_matches(".jpg")
+            .to_string()
+    } else {
+        let query = uri.query().unwrap_or_default();
+        query
+            .strip_prefix("file_id=")
+            .map(str::to_string)
+            .unwrap_or_default()
+    };
+    let Some(media) = s.media.get(&id).cloned() else {
+        return if tg_lookup {
+            Some((StatusCode::BAD_REQUEST, axum::Json(json!({"ok": false, "error_code": 400, "description": "Bad Request: invalid file_id"}))).into_response())
+        } else {
+            not_found("media")
+        };
+    };
+    let status = |code: u16| {
+        Some((StatusCode::from_u16(code).unwrap(), "media unavailable").into_response())
+    };
+    match (media, wa_lookup || tg_lookup) {
+        (Media::LookupFails(code), true) | (Media::DownloadFails(code), false) => status(code),
+        (Media::Bytes(bytes), false) => Some(bytes.into_response()),
+        (_, true) if wa_lookup => {
+            // The published answer, with the download on this fake.
+            let base = format!("http://{}", headers["host"].to_str().unwrap());
+            Some(axum::Json(json!({
+                "messaging_product": "whatsapp",
+                "url": format!("{base}/wa-media/{id}"),
+                "mime_type": "image/jpeg",
+                "sha256": "unused",
+                "file_size": "1",
+                "id": id,
+            })).into_response())
+        }
+        (_, true) => Some(axum::Json(json!({
+            "ok": true,
+            "result": {"file_id": id, "file_unique_id": "u1", "file_size": 1, "file_path": format!("photos/{id}.jpg")}
+        })).into_response()),
+        (Media::LookupFails(_), false) => not_found("media"),
     }
 }
 
@@ -823,6 +941,178 @@ async fn unsupported_messages_get_a_polite_answer_and_stay_in_the_transcript() {
         texts_by(&conv, "shopper")[1],
         "[image · telegram media AgACAgIAAxkBAAIBZ2VqLargeAAA] the box was crushed"
     );
+}
+
+fn photo_fixture(name: &str) -> Vec<u8> {
+    std::fs::read(root().join("tests/fixtures/photos").join(name)).unwrap()
+}
+
+/// The Telegram photo fixture as a new shopper's update.
+fn tg_photo(update_id: i64, chat: i64) -> Value {
+    let mut photo = fixture("telegram_photo.json");
+    photo["message"]["from"]["id"] = json!(chat);
+    photo["message"]["chat"]["id"] = json!(chat);
+    photo["update_id"] = json!(update_id);
+    photo
+}
+
+/// The shopper messages of the channel's conversation, once the bot answered there.
+async fn shopper_messages(base: &str, channel: &str) -> Vec<Value> {
+    let rows = outbox(base, "").await;
+    let row = rows.iter().find(|r| r["channel"] == channel).unwrap();
+    let conv = transcript(base, row["conversation_id"].as_str().unwrap()).await;
+    conv["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["author"] == "shopper")
+        .cloned()
+        .collect()
+}
+
+/// Waits until the bot answered on both WhatsApp and Telegram; returns the deliveries.
+async fn both_answered(fake: &Fake) -> Vec<Request> {
+    for _ in 0..600 {
+        let d = fake.delivered();
+        if d.iter().any(|r| r.path.ends_with("/messages"))
+            && d.iter().any(|r| r.path.ends_with("/sendMessage"))
+        {
+            return d;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no answer on both channels: {:?}", fake.delivered().len());
+}
+
+async fn download_attachment(base: &str, message: &Value) -> Vec<u8> {
+    let id = message["attachment"]["id"].as_str().expect("an attachment");
+    let resp = reqwest::Client::new()
+        .get(format!("{base}/api/v1/attachments/{id}"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.bytes().await.unwrap().to_vec()
+}
+
+#[tokio::test]
+async fn whatsapp_and_telegram_photos_reach_the_transcript_as_attachments() {
+    let (app, fake) = app_with_fake().await;
+    let jpeg = photo_fixture("broken-cup.jpg");
+    let png = photo_fixture("broken-cup.png");
+    fake.add_media("1003383421387256", Media::Bytes(jpeg.clone()));
+    fake.add_media("AgACAgIAAxkBAAIBZ2VqLargeAAA", Media::Bytes(png.clone()));
+    assert_eq!(
+        post_wa(&app.base, &fixture("whatsapp_image.json"))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        post_tg(&app.base, &tg_photo(41_001, 7777), Some(TG_SECRET))
+            .await
+            .status(),
+        200
+    );
+    // A redelivered webhook is the same message: one photo, one answer.
+    post_wa(&app.base, &fixture("whatsapp_image.json")).await;
+    both_answered(&fake).await;
+
+    let wa = shopper_messages(&app.base, "whatsapp").await;
+    assert_eq!(wa.len(), 1, "{wa:?}");
+    assert_eq!(wa[0]["text"], "The cup arrived like this");
+    assert_eq!(wa[0]["attachment"]["content_type"], "image/jpeg");
+    assert_eq!(download_attachment(&app.base, &wa[0]).await, jpeg);
+
+    let tg = shopper_messages(&app.base, "telegram").await;
+    assert_eq!(tg.len(), 1, "{tg:?}");
+    assert_eq!(tg[0]["text"], "the box was crushed");
+    assert_eq!(tg[0]["attachment"]["content_type"], "image/png");
+    assert_eq!(download_attachment(&app.base, &tg[0]).await, png);
+
+    // The largest Telegram size was fetched; WhatsApp's lookup and download carried the token
+    // (the fake refuses them otherwise).
+    let requests = fake.media_requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.ends_with("getFile?file_id=AgACAgIAAxkBAAIBZ2VqLargeAAA")),
+        "{requests:?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with("/wa-media/1003383421387256")),
+        "{requests:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_media_fetch_keeps_the_note_and_the_polite_answer() {
+    let (app, fake) = app_with_fake().await;
+    fake.add_media("1003383421387256", Media::LookupFails(500));
+    fake.add_media("AgACAgIAAxkBAAIBZ2VqLargeAAA", Media::DownloadFails(404));
+    post_wa(&app.base, &fixture("whatsapp_image.json")).await;
+    post_tg(&app.base, &tg_photo(42_001, 6666), Some(TG_SECRET)).await;
+    let sent = both_answered(&fake).await;
+    for r in &sent {
+        assert!(
+            delivered_text(r).contains("only read text"),
+            "{}",
+            delivered_text(r)
+        );
+    }
+    let wa = shopper_messages(&app.base, "whatsapp").await;
+    assert_eq!(
+        wa[0]["text"],
+        "[image · whatsapp media 1003383421387256] The cup arrived like this"
+    );
+    assert!(wa[0].get("attachment").is_none_or(Value::is_null), "{wa:?}");
+    let tg = shopper_messages(&app.base, "telegram").await;
+    assert_eq!(
+        tg[0]["text"],
+        "[image · telegram media AgACAgIAAxkBAAIBZ2VqLargeAAA] the box was crushed"
+    );
+    assert!(tg[0].get("attachment").is_none_or(Value::is_null), "{tg:?}");
+    // Both fetches were tried (Telegram's download after a working getFile).
+    let requests = fake.media_requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with("/v21.0/1003383421387256")),
+        "{requests:?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.contains("/photos/AgACAgIAAxkBAAIBZ2VqLargeAAA")),
+        "{requests:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_photo_over_the_attachment_limit_keeps_the_note() {
+    let fake = Fake::start().await;
+    let f = fake.clone();
+    let app = spawn_app_with(move |s| {
+        configure(s, &f);
+        s.max_attachment_bytes = 1024;
+    })
+    .await;
+    // A real JPEG's start (it sniffs as one), longer than the limit.
+    let mut jpeg = photo_fixture("broken-cup.jpg");
+    jpeg.resize(jpeg.len().max(1024) + 1, 0);
+    fake.add_media("1003383421387256", Media::Bytes(jpeg));
+    post_wa(&app.base, &fixture("whatsapp_image.json")).await;
+    let sent = fake.wait_delivered(1, Duration::from_secs(30)).await;
+    assert!(delivered_text(&sent[0]).contains("only read text"));
+    let wa = shopper_messages(&app.base, "whatsapp").await;
+    assert_eq!(
+        wa[0]["text"],
+        "[image · whatsapp media 1003383421387256] The cup arrived like this"
+    );
+    assert!(wa[0].get("attachment").is_none_or(Value::is_null), "{wa:?}");
 }
 
 #[tokio::test]
