@@ -94,7 +94,11 @@ pub async fn set_status(
     Json(body): Json<StatusBody>,
 ) -> Result<axum::Json<AgentOut>, ApiError> {
     agent.status = body.status.into();
-    if !state.store.update_agent(&agent).await? {
+    if !state
+        .store
+        .set_agent_status(&agent.id, agent.status)
+        .await?
+    {
         return Err(ApiError::NotFound("agent"));
     }
     if agent.status == crate::domain::AgentStatus::Offline {

@@ -175,6 +175,13 @@ pub trait AgentStore: Send + Sync {
     async fn agent_by_token_hash(&self, hash: &str) -> Result<Option<Agent>, StoreError>;
     async fn agents(&self) -> Result<Vec<Agent>, StoreError>;
     async fn update_agent(&self, agent: &Agent) -> Result<bool, StoreError>;
+    /// Sets only the agent's availability, leaving the rest of the row (which an admin may be
+    /// changing at the same moment) as stored; false when there is no such agent.
+    async fn set_agent_status(
+        &self,
+        id: &AgentId,
+        status: crate::domain::AgentStatus,
+    ) -> Result<bool, StoreError>;
     async fn delete_agent(&self, id: &AgentId) -> Result<bool, StoreError>;
     async fn touch_agent(&self, id: &AgentId, at: DateTime<Utc>) -> Result<(), StoreError>;
 }

@@ -646,6 +646,19 @@ impl AgentStore for PgStore {
         Ok(r.rows_affected() > 0)
     }
 
+    async fn set_agent_status(
+        &self,
+        id: &AgentId,
+        status: crate::domain::AgentStatus,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query("UPDATE agents SET status = $1 WHERE id = $2")
+            .bind(status.as_str())
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     async fn touch_agent(&self, id: &AgentId, at: DateTime<Utc>) -> Result<(), StoreError> {
         sqlx::query("UPDATE agents SET last_seen_at = $1 WHERE id = $2")
             .bind(at)

@@ -580,6 +580,19 @@ impl AgentStore for SqliteStore {
         Ok(r.rows_affected() > 0)
     }
 
+    async fn set_agent_status(
+        &self,
+        id: &AgentId,
+        status: crate::domain::AgentStatus,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query("UPDATE agents SET status = ? WHERE id = ?")
+            .bind(status.as_str())
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     async fn touch_agent(&self, id: &AgentId, at: DateTime<Utc>) -> Result<(), StoreError> {
         sqlx::query("UPDATE agents SET last_seen_at = ? WHERE id = ?")
             .bind(at)

@@ -310,6 +310,22 @@ async fn agents_lifecycle(store: Arc<dyn Store>) {
     assert_eq!(stored.status, AgentStatus::Away);
     assert_eq!(stored.teams, a.teams);
     assert_eq!(stored.last_seen_at, Some(seen));
+    // Availability alone: the rest of the row stays as stored.
+    assert!(
+        store
+            .set_agent_status(&a.id, AgentStatus::Online)
+            .await
+            .unwrap()
+    );
+    let stored = store.agent(&a.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, AgentStatus::Online);
+    assert_eq!((stored.capacity, &stored.teams), (5, &a.teams));
+    assert!(
+        !store
+            .set_agent_status(&AgentId::parse("nobody").unwrap(), AgentStatus::Away)
+            .await
+            .unwrap()
+    );
     store
         .create_agent(&agent("bo", 1), "hash-bo")
         .await
