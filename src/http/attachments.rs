@@ -3,9 +3,9 @@
 //! type is read from the bytes; the declared `Content-Type` and any file name are ignored.
 //! Downloads are served so that a browser can only ever treat them as that image type.
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{FromRequest, Query, Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -94,20 +94,17 @@ fn conversation_id(id: &str) -> Result<ConversationId, ApiError> {
 /// Reads the body, at most `limit` bytes (the route's body limit is set to the same value):
 /// a declared or actual larger size is 413 before anything is stored.
 async fn read_limited(state: &AppState, req: Request, limit: usize) -> Result<Vec<u8>, ApiError> {
-    let too_large = || ApiError::TooLarge(limit);
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
+        return Err(ApiError::TooLarge(limit));
     }
-    match Bytes::from_request(req, state).await {
-        Ok(b) => Ok(b.to_vec()),
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(too_large()),
-        Err(e) => Err(ApiError::BadRequest(e.body_text())),
-    }
+    Ok(super::extract::body_bytes(req, state, limit)
+        .await?
+        .to_vec())
 }
 
 /// Recognises the photo by its bytes.

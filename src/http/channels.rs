@@ -19,7 +19,7 @@ use crate::store::channels::{OutboxItem, OutboxState};
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Admin, BodyLimit, Path, parse};
+use super::extract::{Admin, BodyLimit, Path, body_bytes, parse};
 
 /// The raw request body (signatures are over the exact bytes), bounded by the body limit.
 pub struct RawBody(pub Bytes);
@@ -29,16 +29,7 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let limit = req.extensions().get::<BodyLimit>().map_or(0, |l| l.0);
-        Bytes::from_request(req, state)
-            .await
-            .map(Self)
-            .map_err(|e| {
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::TooLarge(limit)
-                } else {
-                    ApiError::BadRequest(e.body_text())
-                }
-            })
+        body_bytes(req, state, limit).await.map(Self)
     }
 }
 

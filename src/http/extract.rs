@@ -42,15 +42,25 @@ where
                 "expected Content-Type: application/json".into(),
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::TooLarge(limit)
-            } else {
-                ApiError::BadRequest(e.body_text())
-            }
-        })?;
+        let bytes = body_bytes(req, state, limit).await?;
         parse(&bytes).map(Self)
     }
+}
+
+/// The whole body, at most `limit` bytes (the route's `DefaultBodyLimit`): 413 beyond it, 400
+/// when it cannot be read.
+pub async fn body_bytes<S: Send + Sync>(
+    req: Request,
+    state: &S,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(limit)
+        } else {
+            ApiError::BadRequest(e.body_text())
+        }
+    })
 }
 
 /// Parses a JSON body in two steps, so that syntax (400) and shape (422) errors differ even

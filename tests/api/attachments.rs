@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use switchboard::settings::Secret;
 
 use crate::helpers::{
-    ADMIN, PgDatabase, TestApp, assert_error, conv, root, spawn_app, spawn_app_with,
+    ADMIN, PgDatabase, TestApp, assert_error, conv, create_agent_at, root, spawn_app,
+    spawn_app_with,
 };
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -74,19 +75,7 @@ fn stored_files(app: &TestApp) -> Vec<PathBuf> {
 }
 
 async fn create_agent(app: &TestApp, id: &str) -> String {
-    let r = app
-        .client
-        .post(format!("{}/api/v1/agents", app.base))
-        .bearer_auth(ADMIN)
-        .json(&json!({"id": id, "name": "Ann", "languages": ["en", "zh"], "teams": ["general", "quality", "logistics", "refunds"], "capacity": 3}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    r.json::<Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    create_agent_at(&app.client, &app.base, id, "Ann", 3).await
 }
 
 /// Checks that `resp` is exactly `bytes` as `content_type`, served so that it stays an image.

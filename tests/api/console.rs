@@ -12,22 +12,11 @@ use crate::browser::driver::{ALT, Browser, CONTROL, ENTER, PATIENCE};
 use crate::browser::{
     ONE_BROWSER, ask, handoff_banner, open_chat, say, screenshot_path, stored_conversation,
 };
-use crate::helpers::{ADMIN, TestApp, assert_error, conv, spawn_app};
+use crate::helpers::{ADMIN, TestApp, assert_error, conv, create_agent_at, spawn_app};
 
 /// Creates an agent through the admin API and returns their token.
 async fn create_agent(app: &TestApp, id: &str, name: &str, capacity: u32) -> String {
-    let r = app
-        .client
-        .post(format!("{}/api/v1/agents", app.base))
-        .bearer_auth(ADMIN)
-        .json(&json!({"id": id, "name": name, "languages": ["en", "zh"],
-            "teams": ["general", "quality", "logistics", "refunds"], "capacity": capacity}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let v: Value = r.json().await.unwrap();
-    v["token"].as_str().unwrap().to_string()
+    create_agent_at(&app.client, &app.base, id, name, capacity).await
 }
 
 async fn get(app: &TestApp, token: &str, path: &str) -> reqwest::Response {

@@ -12,6 +12,30 @@ use switchboard::nlu::service::ClassifierService;
 use switchboard::settings::{Secret, Settings};
 
 pub const ADMIN: &str = "test-admin-token-0123456789";
+
+/// Creates an agent through the admin API (both languages, every team) and returns their
+/// token.
+pub async fn create_agent_at(
+    client: &reqwest::Client,
+    base: &str,
+    id: &str,
+    name: &str,
+    capacity: u32,
+) -> String {
+    let r = client
+        .post(format!("{base}/api/v1/agents"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"id": id, "name": name, "languages": ["en", "zh"],
+            "teams": ["general", "quality", "logistics", "refunds"], "capacity": capacity}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    r.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
 /// The identity secret test servers share with the "shop".
 pub const IDENTITY: &str = "test-identity-secret-0123456789";
 

@@ -4,20 +4,10 @@
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN, TestApp, assert_error, conv, spawn_app};
+use crate::helpers::{ADMIN, TestApp, assert_error, conv, create_agent_at, spawn_app};
 
 async fn create_agent(app: &TestApp, id: &str, capacity: u32) -> String {
-    let r = app
-        .client
-        .post(format!("{}/api/v1/agents", app.base))
-        .bearer_auth(ADMIN)
-        .json(&json!({"id": id, "name": format!("Agent {id}"), "languages": ["en", "zh"], "teams": ["general", "quality", "logistics", "refunds"], "capacity": capacity}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let v: Value = r.json().await.unwrap();
-    v["token"].as_str().unwrap().to_string()
+    create_agent_at(&app.client, &app.base, id, &format!("Agent {id}"), capacity).await
 }
 
 async fn agent_post(app: &TestApp, token: &str, path: &str, body: Value) -> reqwest::Response {

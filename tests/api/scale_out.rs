@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use switchboard::settings::Secret;
 use switchboard::store::backend::Backend;
 
-use crate::helpers::{ADMIN, PgDatabase, TestApp, conv, signed, spawn_app_with};
+use crate::helpers::{PgDatabase, TestApp, conv, create_agent_at, signed, spawn_app_with};
 
 async fn instance(db: &PgDatabase) -> TestApp {
     let url = db.url.clone();
@@ -20,18 +20,7 @@ async fn instance(db: &PgDatabase) -> TestApp {
 }
 
 async fn create_agent(client: &reqwest::Client, base: &str, id: &str, capacity: u32) -> String {
-    let r = client
-        .post(format!("{base}/api/v1/agents"))
-        .bearer_auth(ADMIN)
-        .json(&json!({"id": id, "name": format!("Agent {id}"), "languages": ["en", "zh"], "teams": ["general", "quality", "logistics", "refunds"], "capacity": capacity}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
-    r.json::<Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    create_agent_at(client, base, id, &format!("Agent {id}"), capacity).await
 }
 
 /// `n` shoppers ask for a person, spread over `bases`, eight at a time.
