@@ -142,6 +142,10 @@ enum Command {
         /// Also write questions' and passages' vectors to this JSON file (offline analysis).
         #[arg(long)]
         dump: Option<PathBuf>,
+        /// Fusion weights to evaluate instead of the built-in ones (8 numbers, comma-separated,
+        /// in the order of the dump's `part_names`).
+        #[arg(long, value_delimiter = ',', num_args = 8)]
+        weights: Option<Vec<f32>>,
         #[command(flatten)]
         data: DataOptions,
     },
@@ -499,6 +503,7 @@ fn main() -> anyhow::Result<()> {
             kb_dir,
             json,
             dump,
+            weights,
             data,
         } => {
             let model = cli
@@ -511,6 +516,7 @@ fn main() -> anyhow::Result<()> {
                     kb_dir,
                     json,
                     dump,
+                    weights: weights.map(|w| std::array::from_fn(|i| w[i])),
                 },
             )?;
         }

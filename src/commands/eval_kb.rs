@@ -23,6 +23,8 @@ pub struct EvalKbArgs {
     pub json: bool,
     /// Where to write every question's and passage's vectors, for offline analysis.
     pub dump: Option<PathBuf>,
+    /// Fusion weights to evaluate instead of the built-in ones.
+    pub weights: Option<[f32; 8]>,
 }
 
 fn pct(x: f32) -> String {
@@ -78,18 +80,23 @@ pub fn run(model: IntentModel, args: EvalKbArgs) -> anyhow::Result<()> {
     let articles = kb::load_dir(&args.kb_dir).context("loading the knowledge base")?;
     let runtime = tokio::runtime::Runtime::new()?;
     let classifier: Arc<dyn IntentClassifier> = Arc::new(ClassifierService::start(model, 16));
-    let (kb, classified) = runtime.block_on(async {
+    let (mut kb, classified) = runtime.block_on(async {
         let kb = KnowledgeBase::build(articles, classifier.as_ref(), kb::DEFAULT_MIN_SCORE).await?;
         let texts = questions.iter().map(|q| q.q.clone()).collect();
         let classified = classifier.classify(texts).await?;
         anyhow::Ok((kb, classified))
     })?;
+    if let Some(w) = args.weights {
+        kb.set_weights(w);
+    }
     if let Some(path) = &args.dump {
+        let outcomes = eval::run(&kb, &questions, &classified).map_err(anyhow::Error::msg)?;
         runtime.block_on(dump(
             &kb,
             classifier.as_ref(),
             &questions,
             &classified,
+            &outcomes,
             path,
         ))?;
     }
@@ -114,6 +121,7 @@ pub fn run(model: IntentModel, args: EvalKbArgs) -> anyhow::Result<()> {
     let report = serde_json::json!({
         "questions": questions.len(),
         "passages": kb.passage_count(),
+        "weights": kb.weights(),
         "in_use": {
             "calibration": kb.calibration(),
             "bar": bar,
@@ -182,6 +190,7 @@ async fn dump(
     classifier: &dyn IntentClassifier,
     questions: &[EvalQuestion],
     classified: &[crate::nlu::Classification],
+    outcomes: &[Outcome],
     path: &std::path::Path,
 ) -> anyhow::Result<()> {
     let n = kb.passage_count();
@@ -207,6 +216,28 @@ async fn dump(
         .into_iter()
         .map(|c| c.embedding)
         .collect();
+    let own: Vec<(String, String)> = entries
+        .iter()
+        .flat_map(|(a, p)| {
+            let key = format!("{}#{}", a.id, p.index);
+            a.passage_questions
+                .get(p.index)
+                .into_iter()
+                .flatten()
+                .map(move |q| (key.clone(), q.clone()))
+        })
+        .collect();
+    let own_vecs: Vec<Vec<f32>> = classifier
+        .classify(own.iter().map(|(_, q)| q.clone()).collect())
+        .await?
+        .into_iter()
+        .map(|c| c.embedding)
+        .collect();
+    let passage_samples: Vec<serde_json::Value> = own
+        .iter()
+        .zip(own_vecs)
+        .map(|((key, q), v)| serde_json::json!({"key": key, "q": q, "vec": v}))
+        .collect();
     let passages: Vec<serde_json::Value> = entries
         .iter()
         .enumerate()
@@ -230,17 +261,31 @@ async fn dump(
     let qs: Vec<serde_json::Value> = questions
         .iter()
         .zip(classified)
-        .map(|(q, c)| {
+        .zip(outcomes)
+        .map(|((q, c), o)| {
+            let hits = kb.rank(&kb::Query {
+                text: &q.q,
+                embedding: &c.embedding,
+                intent: &c.intent,
+                lang: q.lang,
+            });
+            let parts: serde_json::Map<String, serde_json::Value> = hits
+                .iter()
+                .map(|h| (h.key(), serde_json::json!(h.parts)))
+                .collect();
             let expected = q.article.as_ref().and_then(|a| {
                 let e = kb.find(a, q.lang, q.passage.as_deref().unwrap_or("0"))?;
                 let (art, p) = kb.entry(e);
                 Some(format!("{}#{}", art.id, p.index))
             });
             serde_json::json!({"q": q.q, "lang": q.lang, "split": q.split, "expected": expected,
+                "accepted": o.accepted, "parts": parts,
                 "intent": c.intent, "alternatives": c.alternatives, "vec": c.embedding})
         })
         .collect();
-    let doc = serde_json::json!({"passages": passages, "samples": samples, "questions": qs});
+    let doc = serde_json::json!({"part_names": kb::retrieval::PARTS,
+        "weights": kb.weights(), "passages": passages, "samples": samples,
+        "passage_samples": passage_samples, "questions": qs});
     std::fs::write(path, serde_json::to_vec(&doc)?)?;
     Ok(())
 }

@@ -60,6 +60,8 @@ pub struct Outcome {
     pub lang: Lang,
     /// `article#passage` expected, or `None` for unanswerable.
     pub expected: Option<String>,
+    /// Every acceptable `article#passage` (the expected one first).
+    pub accepted: Vec<String>,
     /// Passages, best first (the top three).
     pub ranked: Vec<String>,
     /// 1-based rank of the best-ranked acceptable passage among all passages.
@@ -123,6 +125,7 @@ pub fn run(
                 q: item.q.clone(),
                 lang: item.lang,
                 expected: accepted.first().cloned(),
+                accepted,
                 ranked: keys.into_iter().take(3).collect(),
                 rank,
                 features: top.map_or([0.0; 4], |h| h.features()),
@@ -288,6 +291,7 @@ mod tests {
             q: String::new(),
             lang: Lang::En,
             expected: answerable.then(|| "a#0".to_string()),
+            accepted: answerable.then(|| "a#0".to_string()).into_iter().collect(),
             ranked: vec![],
             rank: answerable.then_some(if right { 1 } else { 2 }),
             features: [

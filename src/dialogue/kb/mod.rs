@@ -34,6 +34,15 @@ pub struct TierNote {
     pub note: String,
 }
 
+/// Sample questions for one passage: what shoppers ask that this passage answers.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PassageQuestions {
+    /// The passage (see [`passages::Passage::matches`]; a heading is preferred).
+    pub passage: String,
+    pub questions: Vec<String>,
+}
+
 /// One article.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Article {
@@ -44,6 +53,8 @@ pub struct Article {
     pub keywords: Vec<String>,
     /// Sample questions this article answers.
     pub questions: Vec<String>,
+    /// Per passage (by index): sample questions that passage answers.
+    pub passage_questions: Vec<Vec<String>>,
     pub tier_notes: Vec<TierNote>,
     pub body: String,
 }
@@ -77,6 +88,8 @@ struct FrontMatter {
     questions: Vec<String>,
     #[serde(default)]
     tier_notes: Vec<TierNote>,
+    #[serde(default)]
+    passage_questions: Vec<PassageQuestions>,
 }
 
 /// Parses one article file.
@@ -93,6 +106,16 @@ pub fn parse_article(path: &Path, text: &str) -> Result<Article, KbError> {
         .split_once("\n+++")
         .ok_or_else(|| fmt("unterminated front matter"))?;
     let fm: FrontMatter = toml::from_str(front).map_err(|e| fmt(&e.to_string()))?;
+    let split = passages::split(body.trim());
+    let mut passage_questions = vec![Vec::new(); split.len()];
+    for pq in &fm.passage_questions {
+        let p = split
+            .iter()
+            .find(|p| p.has_heading(&pq.passage))
+            .or_else(|| split.iter().find(|p| p.matches(&pq.passage)))
+            .ok_or_else(|| fmt(&format!("questions for {:?} name no passage", pq.passage)))?;
+        passage_questions[p.index].extend(pq.questions.iter().cloned());
+    }
     let article = Article {
         id: fm.id,
         title: fm.title,
@@ -100,10 +123,10 @@ pub fn parse_article(path: &Path, text: &str) -> Result<Article, KbError> {
         intents: fm.intents,
         keywords: fm.keywords,
         questions: fm.questions,
+        passage_questions,
         tier_notes: fm.tier_notes,
         body: body.trim().to_string(),
     };
-    let split = passages::split(&article.body);
     for note in &article.tier_notes {
         if !split.iter().any(|p| p.matches(&note.passage)) {
             return Err(fmt(&format!(
@@ -168,6 +191,22 @@ mod tests {
     }
 
     #[test]
+    fn passage_questions_attach_to_the_passage_they_name() {
+        let text = "+++\nid = \"r\"\ntitle = \"R\"\nlang = \"en\"\n[[passage_questions]]\npassage = \"Return shipping\"\nquestions = [\"who pays postage\"]\n[[passage_questions]]\npassage = \"30 days\"\nquestions = [\"how long\", \"deadline\"]\n+++\nReturn within 30 days.\n\n**Return shipping:** free if faulty.\n\nLast.";
+        let a = parse_article(Path::new("x.md"), text).unwrap();
+        assert_eq!(
+            a.passage_questions,
+            vec![
+                vec!["how long".to_string(), "deadline".to_string()],
+                vec!["who pays postage".to_string()],
+                vec![],
+            ]
+        );
+        let dangling = text.replace("passage = \"30 days\"", "passage = \"nowhere\"");
+        assert!(parse_article(Path::new("x.md"), &dangling).is_err());
+    }
+
+    #[test]
     fn the_repository_kb_parses_into_passages() {
         let articles = load_dir(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/kb"))).unwrap();
         assert!(articles.iter().filter(|a| a.lang == Lang::Zh).count() >= 10);
@@ -176,6 +215,17 @@ mod tests {
             let p = passages::split(&a.body);
             assert!(p.len() >= 2, "{} has {} passages", a.id, p.len());
             assert!(p.iter().all(|p| !p.text.trim().is_empty()), "{}", a.id);
+            for p in &p {
+                assert!(
+                    a.passage_questions
+                        .get(p.index)
+                        .is_some_and(|q| !q.is_empty()),
+                    "{} ({}) #{} has no sample questions",
+                    a.id,
+                    a.lang.as_str(),
+                    p.index
+                );
+            }
         }
     }
 }

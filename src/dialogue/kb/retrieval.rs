@@ -1,15 +1,18 @@
-//! Passage retrieval. A passage's score adds an article part — the best encoder similarity
-//! of any of the article's passages, the best similarity to the article's sample questions,
-//! the best BM25 match ([`super::bm25`], normalised per message) and a small bonus when the
-//! article is tagged with the message's intent — to a passage part: the encoder similarity of
-//! the passage with and without its article title, and the share of the message's terms it
-//! holds. multilingual-e5's asymmetric prompts are used: `query: ` for the message and the
-//! sample questions, `passage: ` for passages. This linear fusion of normalised scores ranked
-//! better than reciprocal-rank fusion on the validation questions: ranks throw away how far
-//! ahead the best passage is. The top passage then gets a calibrated score,
-//! the probability that it answers the message, from a logistic model over its score, the
-//! intent match, its term coverage and its margin over the runner-up; the bot answers only at
-//! or above the bar. Weights and bar are fitted on the validation half of `kb/eval.jsonl` by
+//! Passage retrieval. A passage's score is a weighted sum of its [`PARTS`]: article parts — the
+//! best encoder similarity of any of the article's passages, the best similarity to the
+//! article's sample questions, the best BM25 match ([`super::bm25`], normalised per message)
+//! and whether the article is tagged with the message's intent — and passage parts: the
+//! encoder similarity of the passage with and without its article title, the share of the
+//! message's terms it holds, and the best similarity to the passage's own sample questions
+//! (written per passage in the article's front matter; they carry most of the choice between
+//! passages of one article). multilingual-e5's asymmetric prompts are used: `query: ` for the
+//! message and the sample questions, `passage: ` for passages. This linear fusion of scores
+//! ranked better than reciprocal-rank fusion on the validation questions: ranks throw away how
+//! far ahead the best passage is. The top passage then gets a calibrated score, the
+//! probability that it answers the message, from a logistic model over its score, the intent
+//! match, its term coverage and its margin over the runner-up; the bot answers only at or above
+//! the bar. The weights are chosen on the validation half of `kb/eval.jsonl` by
+//! `scripts/kb_weights.py` (from `switchboard eval-kb --dump`), calibration and bar by
 //! `switchboard eval-kb`.
 
 use std::collections::HashMap;
@@ -21,21 +24,32 @@ use super::{Article, KbError};
 use crate::domain::Lang;
 use crate::nlu::IntentClassifier;
 
-/// Weights of the fused score, chosen on the validation questions (see the module doc).
-const W_ARTICLE_DENSE: f32 = 1.0;
-const W_ARTICLE_QUESTIONS: f32 = 1.0;
-const W_ARTICLE_LEXICAL: f32 = 0.05;
-const W_INTENT: f32 = 0.02;
-const W_PASSAGE_TITLED: f32 = 0.5;
-const W_PASSAGE_BARE: f32 = 1.0;
-const W_COVERAGE: f32 = 0.05;
+/// The parts a passage's fused score adds up, in the order of [`WEIGHTS`]: the article's best
+/// passage similarity, its best sample-question similarity, its best BM25 match (normalised per
+/// message), whether it is tagged with the message's intent; the passage's own similarity with
+/// and without its title, the share of the message's terms it holds and its best sample-question
+/// similarity.
+pub const PARTS: [&str; 8] = [
+    "article_dense",
+    "article_questions",
+    "article_lexical",
+    "intent",
+    "passage_titled",
+    "passage_bare",
+    "coverage",
+    "passage_questions",
+];
+
+/// Weights of the fused score's [`PARTS`], chosen on the validation questions (see the module
+/// doc; `switchboard eval-kb --dump` writes every part for offline study).
+pub const WEIGHTS: [f32; 8] = [1.5, 1.0, 0.05, 0.02, 0.0, 0.2, 0.05, 0.5];
 
 /// Logistic calibration of the top passage: bias, fused score, intent match, term coverage,
 /// margin over the runner-up. Fitted by `switchboard eval-kb` on the validation questions.
-pub const CALIBRATION: [f32; 5] = [-35.128, 10.588, 0.154, 1.488, 29.179];
+pub const CALIBRATION: [f32; 5] = [-58.947, 20.257, 0.738, -0.954, 30.699];
 /// Least calibrated score the bot answers with, chosen by `switchboard eval-kb` on the
 /// validation questions (no unanswerable question within 0.05 of it, precision at least 0.9).
-pub const DEFAULT_MIN_SCORE: f32 = 0.677;
+pub const DEFAULT_MIN_SCORE: f32 = 0.788;
 
 /// A passage of an article, ready to rank.
 #[derive(Debug, Clone)]
@@ -64,6 +78,8 @@ pub struct PassageHit<'a> {
     pub entry: usize,
     /// The fused score the ranking sorts by.
     pub fused: f32,
+    /// Its parts, unweighted (see [`PARTS`]).
+    pub parts: [f32; 8],
     /// Encoder similarity of the titled passage.
     pub dense: f32,
     /// Share of the message's term weight found in the passage.
@@ -110,10 +126,13 @@ pub struct KnowledgeBase {
     bare: Vec<Vec<f32>>,
     /// Per article: its sample questions, embedded as queries.
     questions: Vec<Vec<Vec<f32>>>,
+    /// Per passage: its own sample questions, embedded as queries.
+    passage_questions: Vec<Vec<Vec<f32>>>,
     /// Per language: the entries in it and their BM25 index.
     lexical: HashMap<Lang, (Vec<usize>, Bm25)>,
     pub(super) min_score: f32,
     pub(super) calibration: [f32; 5],
+    weights: [f32; 8],
 }
 
 /// A passage as embedded: without the title (the passage itself) and with it (which often
@@ -212,20 +231,44 @@ impl KnowledgeBase {
         let bare = cached_vectors(cache, &version, &bare_texts, embed).await?;
         let question_texts: Vec<Vec<String>> =
             articles.iter().map(|a| a.questions.clone()).collect();
+        let embed_queries = |texts: Vec<String>| async move {
+            Ok(classifier
+                .classify(texts)
+                .await?
+                .into_iter()
+                .map(|c| c.embedding)
+                .collect())
+        };
         let questions = cached_vectors(
             cache,
             &format!("{version}|query"),
             &question_texts,
-            |texts| async move {
-                Ok(classifier
-                    .classify(texts)
-                    .await?
-                    .into_iter()
-                    .map(|c| c.embedding)
-                    .collect())
-            },
+            embed_queries,
         )
         .await?;
+        // Passage questions are cached per article, then dealt out to its passages.
+        let passage_question_texts: Vec<Vec<String>> = articles
+            .iter()
+            .map(|a| a.passage_questions.iter().flatten().cloned().collect())
+            .collect();
+        let per_article = cached_vectors(
+            cache,
+            &format!("{version}|query"),
+            &passage_question_texts,
+            embed_queries,
+        )
+        .await?;
+        let mut per_article: Vec<_> = per_article.into_iter().map(Vec::into_iter).collect();
+        let passage_questions: Vec<Vec<Vec<f32>>> = entries
+            .iter()
+            .map(|e| {
+                let n = articles[e.article]
+                    .passage_questions
+                    .get(e.passage.index)
+                    .map_or(0, Vec::len);
+                per_article[e.article].by_ref().take(n).collect()
+            })
+            .collect();
         tracing::info!(
             articles = articles.len(),
             passages = entries.len(),
@@ -255,9 +298,11 @@ impl KnowledgeBase {
             titled: titled.into_iter().flatten().collect(),
             bare: bare.into_iter().flatten().collect(),
             questions,
+            passage_questions,
             lexical,
             min_score,
             calibration: CALIBRATION,
+            weights: WEIGHTS,
         })
     }
 
@@ -292,6 +337,15 @@ impl KnowledgeBase {
 
     pub fn calibration(&self) -> [f32; 5] {
         self.calibration
+    }
+
+    /// Replaces the fusion weights (evaluation of other settings).
+    pub fn set_weights(&mut self, weights: [f32; 8]) {
+        self.weights = weights;
+    }
+
+    pub fn weights(&self) -> [f32; 8] {
+        self.weights
     }
 
     /// The passage at `entry` with its article.
@@ -332,7 +386,7 @@ impl KnowledgeBase {
             let d = dot(&self.titled[i], q.embedding);
             dense_titled.push(d);
             let e = article_part.entry(a).or_insert(f32::NEG_INFINITY);
-            *e = e.max(W_ARTICLE_DENSE * d);
+            *e = e.max(d);
         }
         let mut article_lexical: HashMap<usize, f32> = HashMap::new();
         for (j, &i) in ids.iter().enumerate() {
@@ -352,18 +406,27 @@ impl KnowledgeBase {
                     .iter()
                     .map(|v| dot(v, q.embedding))
                     .fold(0.0, f32::max);
-                let fused = article_part[&e.article]
-                    + W_ARTICLE_QUESTIONS * questions
-                    + W_ARTICLE_LEXICAL * article_lexical[&e.article]
-                    + W_INTENT * f32::from(u8::from(intent_match))
-                    + W_PASSAGE_TITLED * dense_titled[j]
-                    + W_PASSAGE_BARE * dot(&self.bare[i], q.embedding)
-                    + W_COVERAGE * lexical[j].1;
+                let own_questions = self.passage_questions[i]
+                    .iter()
+                    .map(|v| dot(v, q.embedding))
+                    .fold(0.0, f32::max);
+                let parts = [
+                    article_part[&e.article],
+                    questions,
+                    article_lexical[&e.article],
+                    f32::from(u8::from(intent_match)),
+                    dense_titled[j],
+                    dot(&self.bare[i], q.embedding),
+                    lexical[j].1,
+                    own_questions,
+                ];
+                let fused = dot(&parts, &self.weights);
                 PassageHit {
                     article,
                     passage: &e.passage,
                     entry: i,
                     fused,
+                    parts,
                     dense: dense_titled[j],
                     coverage: lexical[j].1,
                     intent_match,
