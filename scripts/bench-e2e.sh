@@ -3,12 +3,15 @@
 # head already prepared by a first run), reports start-up time to /readyz, drives it with
 # `switchboard loadtest` (shoppers posting to /api/v1/messages), and reports the server's RSS.
 # Usage: scripts/bench-e2e.sh [loadtest flags...]   (default: --concurrency 32 --duration 20)
-# Environment: THREADS (classifier threads, default 2), PORT (default 18080).
+# Environment: THREADS (classifier threads, default 2), PORT (default 18080), SB (a switchboard
+# binary to measure instead of building this checkout's, e.g. to compare two builds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/switchboard/target}"
-cargo build --release --locked >&2
-SB="$CARGO_TARGET_DIR/release/switchboard"
+if [ -z "${SB:-}" ]; then
+  cargo build --release --locked >&2
+  SB="$CARGO_TARGET_DIR/release/switchboard"
+fi
 PORT="${PORT:-18080}"
 DATA="$(mktemp -d)"
 # Prepare model and head once (a no-op when they are current), so start-up is a restart.

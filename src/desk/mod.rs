@@ -105,6 +105,18 @@ pub fn entry(c: &Conversation) -> Option<QueueEntry> {
     })
 }
 
+/// The queue entry of a waiting ticket (the same as [`entry`] of its conversation).
+fn waiting_entry(w: crate::store::WaitingTicket) -> QueueEntry {
+    QueueEntry {
+        conversation_id: w.id,
+        waiting_since: w.waiting_since,
+        sla_due: w.ticket.sla_due,
+        priority: w.ticket.priority,
+        team: w.ticket.team,
+        lang: w.ticket.lang,
+    }
+}
+
 pub fn skills(a: &Agent) -> AgentSkills {
     AgentSkills {
         languages: a.languages.clone(),
@@ -208,11 +220,11 @@ impl Desk {
         };
         let entries: Vec<QueueEntry> = self
             .store
-            .waiting(QUEUE_WINDOW)
+            .waiting_tickets(QUEUE_WINDOW)
             .await?
-            .iter()
-            .filter(|c| c.id != conv.id)
-            .filter_map(entry)
+            .into_iter()
+            .filter(|w| w.id != conv.id)
+            .map(waiting_entry)
             .collect();
         let ahead = queue::ahead_of(&entries, &me);
         let now = Utc::now();

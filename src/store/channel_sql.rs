@@ -17,10 +17,12 @@ pub fn is_outbound(m: &crate::domain::NewMessage) -> bool {
 
 pub const OUTBOX_COLUMNS: &str = "id, conversation_id, message_id, channel, address, text, state, attempts, next_attempt_ms, last_error, platform_message_id, delivery_status, created_at, sent_at";
 
-/// Implements `ChannelStore` for a backend type with a `pool` field. `$sql` turns the shared
-/// SQL into the backend's dialect; `$begin(...)` is the pool method that opens a write transaction.
+/// Implements `ChannelStore` for a backend type with a `pool` field for reads and a `$writer`
+/// pool field for writes (the same one where the backend has one pool). `$sql` turns the shared
+/// SQL into the backend's dialect; `$begin(...)` is the pool method that opens a write
+/// transaction.
 macro_rules! channel_store_impl {
-    ($store:ty, $sql:expr, $begin:ident($($arg:expr),*)) => {
+    ($store:ty, $writer:ident, $sql:expr, $begin:ident($($arg:expr),*)) => {
         #[async_trait::async_trait]
         impl $crate::store::channels::ChannelStore for $store {
             async fn store_inbound(
@@ -28,7 +30,7 @@ macro_rules! channel_store_impl {
                 records: &[$crate::store::channels::InboundRecord],
             ) -> Result<Vec<bool>, $crate::store::StoreError> {
                 let sql: fn(&str) -> String = $sql;
-                let mut tx = self.pool.$begin($($arg),*).await?;
+                let mut tx = self.$writer.$begin($($arg),*).await?;
                 let now = chrono::Utc::now();
                 let mut fresh = Vec::with_capacity(records.len());
                 for r in records {
@@ -116,7 +118,7 @@ macro_rules! channel_store_impl {
                 .bind(until_ms)
                 .bind(conversation.to_string())
                 .bind(now_ms)
-                .execute(&self.pool)
+                .execute(&self.$writer)
                 .await?;
                 Ok(r.rows_affected() > 0)
             }
@@ -133,7 +135,7 @@ macro_rules! channel_store_impl {
                 ))
                 .bind(conversation.to_string())
                 .bind(owner)
-                .execute(&self.pool)
+                .execute(&self.$writer)
                 .await?;
                 Ok(())
             }
@@ -160,7 +162,7 @@ macro_rules! channel_store_impl {
                 sqlx::query(&sql("UPDATE channel_inbox SET state = $1 WHERE id = $2"))
                     .bind(if failed { "failed" } else { "done" })
                     .bind(id)
-                    .execute(&self.pool)
+                    .execute(&self.$writer)
                     .await?;
                 Ok(())
             }
@@ -169,7 +171,7 @@ macro_rules! channel_store_impl {
                 let sql: fn(&str) -> String = $sql;
                 sqlx::query(&sql("UPDATE channel_inbox SET attempts = attempts + 1 WHERE id = $1"))
                     .bind(id)
-                    .execute(&self.pool)
+                    .execute(&self.$writer)
                     .await?;
                 Ok(())
             }
@@ -210,7 +212,7 @@ macro_rules! channel_store_impl {
                 .bind(until_ms)
                 .bind(id)
                 .bind(now_ms)
-                .execute(&self.pool)
+                .execute(&self.$writer)
                 .await?;
                 Ok(r.rows_affected() > 0)
             }
@@ -237,7 +239,7 @@ macro_rules! channel_store_impl {
                         .bind(platform_message_id)
                         .bind(id)
                         .bind(owner)
-                        .execute(&self.pool)
+                        .execute(&self.$writer)
                         .await?
                     }
                     Attempt::Failed { error, retry_at_ms } => {
@@ -251,7 +253,7 @@ macro_rules! channel_store_impl {
                         .bind(error)
                         .bind(id)
                         .bind(owner)
-                        .execute(&self.pool)
+                        .execute(&self.$writer)
                         .await?
                     }
                 };
@@ -296,7 +298,7 @@ macro_rules! channel_store_impl {
                 ))
                 .bind(now_ms)
                 .bind(id)
-                .execute(&self.pool)
+                .execute(&self.$writer)
                 .await?;
                 Ok(r.rows_affected() > 0)
             }
@@ -326,7 +328,7 @@ macro_rules! channel_store_impl {
                 .bind(rank)
                 .bind(id)
                 .bind(error)
-                .execute(&self.pool)
+                .execute(&self.$writer)
                 .await?;
                 Ok(true)
             }
@@ -336,7 +338,7 @@ macro_rules! channel_store_impl {
                 link: &$crate::store::channels::ContactLink,
             ) -> Result<$crate::domain::ConversationId, $crate::store::StoreError> {
                 let sql: fn(&str) -> String = $sql;
-                let mut tx = self.pool.$begin($($arg),*).await?;
+                let mut tx = self.$writer.$begin($($arg),*).await?;
                 sqlx::query(&sql(
                     "INSERT INTO channel_contacts (channel, user_id, address, customer_id, conversation_id, created_at)
                      VALUES ($1, $2, $3, $4, $5, $6)

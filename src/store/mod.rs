@@ -20,7 +20,7 @@ pub use channels::ChannelStore;
 
 use crate::domain::{
     Agent, AgentId, Attachment, AttachmentId, Conversation, ConversationId, Customer, CustomerId,
-    Event, Message, NewEvent, NewMessage, Order, OrderId,
+    Event, HandoffTicket, Message, NewEvent, NewMessage, Order, OrderId,
 };
 
 /// Storage failures.
@@ -95,6 +95,15 @@ impl Turn {
     }
 }
 
+/// A waiting conversation's ticket and since when it waits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaitingTicket {
+    pub id: ConversationId,
+    /// When it entered the queue (its handoff; kept when an agent returns it).
+    pub waiting_since: DateTime<Utc>,
+    pub ticket: HandoffTicket,
+}
+
 /// What a committed turn stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Committed {
@@ -121,6 +130,10 @@ pub trait ConversationStore: Send + Sync {
     async fn record_turn(&self, turn: &Turn) -> Result<Committed, StoreError>;
     /// Conversations waiting for a human (at most `limit`, earliest deadline first).
     async fn waiting(&self, limit: i64) -> Result<Vec<Conversation>, StoreError>;
+    /// The tickets of the conversations [`ConversationStore::waiting`] returns (those with a
+    /// ticket), without the rest of each conversation: what a place in line needs, read on every
+    /// handoff answer.
+    async fn waiting_tickets(&self, limit: i64) -> Result<Vec<WaitingTicket>, StoreError>;
     /// Conversations an agent holds.
     async fn held_by(&self, agent: &AgentId) -> Result<Vec<Conversation>, StoreError>;
     /// Conversations held by anyone since before `before` with no human answer yet.

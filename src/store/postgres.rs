@@ -24,13 +24,14 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{PgPool, Row};
 
+use super::rows::WaitingTicketRow;
 use super::rows::{
     ATTACHMENT_COLUMNS, AgentRow, AttachmentRow, ConversationRow, CustomerRow, EventRow,
     MESSAGE_COLUMNS, MessageRow, message_event_data,
 };
 use super::{
     AgentStore, AttachmentStore, Committed, ConversationStore, CustomerStore, EventFilter,
-    EventStore, IdempotencyRecord, OrderStore, Store, StoreError, Turn,
+    EventStore, IdempotencyRecord, OrderStore, Store, StoreError, Turn, WaitingTicket,
 };
 use crate::domain::{
     Agent, AgentId, Attachment, AttachmentId, Conversation, ConversationId, ConversationState,
@@ -117,7 +118,7 @@ impl PgStore {
     }
 }
 
-super::channel_sql::channel_store_impl!(PgStore, |s: &str| s.to_string(), begin());
+super::channel_sql::channel_store_impl!(PgStore, pool, |s: &str| s.to_string(), begin());
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(what.to_string())
@@ -378,6 +379,15 @@ impl ConversationStore for PgStore {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(Conversation::try_from).collect()
+    }
+
+    async fn waiting_tickets(&self, limit: i64) -> Result<Vec<WaitingTicket>, StoreError> {
+        let rows: Vec<WaitingTicketRow> =
+            sqlx::query_as(&format!("{} LIMIT $1", super::rows::WAITING_TICKETS))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter().map(WaitingTicket::try_from).collect()
     }
 
     async fn held_by(&self, agent: &AgentId) -> Result<Vec<Conversation>, StoreError> {

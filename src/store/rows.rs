@@ -73,6 +73,29 @@ impl TryFrom<ConversationRow> for Conversation {
     }
 }
 
+/// A waiting conversation's place-in-line columns (see [`super::WaitingTicket`]).
+#[derive(Debug, sqlx::FromRow)]
+pub struct WaitingTicketRow {
+    pub id: String,
+    pub handoff_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+    pub ticket: String,
+}
+
+impl TryFrom<WaitingTicketRow> for super::WaitingTicket {
+    type Error = StoreError;
+    fn try_from(r: WaitingTicketRow) -> Result<Self, StoreError> {
+        Ok(super::WaitingTicket {
+            id: ConversationId::parse(&r.id).map_err(|_| corrupt("conversation id"))?,
+            waiting_since: r.handoff_at.unwrap_or(r.updated_at),
+            ticket: json(&r.ticket, "ticket")?,
+        })
+    }
+}
+
+/// The columns of [`WaitingTicketRow`] and the waiting conversations they come from.
+pub const WAITING_TICKETS: &str = "SELECT id, handoff_at, updated_at, ticket FROM conversations WHERE state = 'waiting_for_human' AND ticket IS NOT NULL ORDER BY sla_due, handoff_at";
+
 /// `messages`.
 #[derive(Debug, sqlx::FromRow)]
 pub struct MessageRow {

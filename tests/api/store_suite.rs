@@ -456,6 +456,17 @@ async fn claims_respect_capacity_and_exclusivity(store: Arc<dyn Store>) {
     assert_eq!(waiting.len(), 4);
     assert!(waiting.windows(2).all(|w| w[0].ticket.as_ref().unwrap().sla_due <= w[1].ticket.as_ref().unwrap().sla_due), "earliest deadline first");
     assert_eq!(store.waiting(2).await.unwrap().len(), 2);
+    // The tickets alone: the same conversations, in the same order, with the same tickets.
+    let tickets = store.waiting_tickets(100).await.unwrap();
+    assert_eq!(
+        tickets.iter().map(|t| t.id).collect::<Vec<_>>(),
+        waiting.iter().map(|c| c.id).collect::<Vec<_>>()
+    );
+    for (t, c) in tickets.iter().zip(&waiting) {
+        assert_eq!(Some(&t.ticket), c.ticket.as_ref());
+        assert_eq!(t.waiting_since, c.handoff_at.unwrap_or(c.updated_at));
+    }
+    assert_eq!(store.waiting_tickets(2).await.unwrap().len(), 2);
     // Nobody answered yet: all eight are unanswered since a moment from now.
     let later = Utc::now() + Duration::seconds(5);
     assert_eq!(store.unanswered_since(later).await.unwrap().len(), 8);
