@@ -19,7 +19,7 @@ use crate::live::Notifier;
 use crate::metrics::Metrics;
 use crate::routing::RoutingPolicy;
 use crate::routing::queue::{self, AgentSkills, QueueEntry};
-use crate::store::{Committed, Store, StoreError, Turn};
+use crate::store::{Committed, Store, StoreError, Turn, WaitingTicket};
 
 /// How many waiting conversations the queue views consider.
 const QUEUE_WINDOW: i64 = 1000;
@@ -103,18 +103,6 @@ pub fn entry(c: &Conversation) -> Option<QueueEntry> {
         team: t.team.clone(),
         lang: t.lang,
     })
-}
-
-/// The queue entry of a waiting ticket (the same as [`entry`] of its conversation).
-fn waiting_entry(w: crate::store::WaitingTicket) -> QueueEntry {
-    QueueEntry {
-        conversation_id: w.id,
-        waiting_since: w.waiting_since,
-        sla_due: w.ticket.sla_due,
-        priority: w.ticket.priority,
-        team: w.ticket.team,
-        lang: w.ticket.lang,
-    }
 }
 
 pub fn skills(a: &Agent) -> AgentSkills {
@@ -215,18 +203,18 @@ impl Desk {
         if conv.state != ConversationState::WaitingForHuman {
             return Ok(None);
         }
-        let Some(me) = entry(conv) else {
+        let (Some(me), Some(ticket)) = (entry(conv), conv.ticket.clone()) else {
             return Ok(None);
         };
-        let entries: Vec<QueueEntry> = self
+        // Counted by the database over an index: a handoff answer never reads the whole queue.
+        let ahead = self
             .store
-            .waiting_tickets(QUEUE_WINDOW)
-            .await?
-            .into_iter()
-            .filter(|w| w.id != conv.id)
-            .map(waiting_entry)
-            .collect();
-        let ahead = queue::ahead_of(&entries, &me);
+            .ahead_in_line(&WaitingTicket {
+                id: conv.id,
+                waiting_since: me.waiting_since,
+                ticket,
+            })
+            .await?;
         let now = Utc::now();
         let fresh = Duration::seconds(AGENT_FRESH_SECONDS);
         let slots: usize = self

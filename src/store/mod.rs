@@ -130,10 +130,10 @@ pub trait ConversationStore: Send + Sync {
     async fn record_turn(&self, turn: &Turn) -> Result<Committed, StoreError>;
     /// Conversations waiting for a human (at most `limit`, earliest deadline first).
     async fn waiting(&self, limit: i64) -> Result<Vec<Conversation>, StoreError>;
-    /// The tickets of the conversations [`ConversationStore::waiting`] returns (those with a
-    /// ticket), without the rest of each conversation: what a place in line needs, read on every
-    /// handoff answer.
-    async fn waiting_tickets(&self, limit: i64) -> Result<Vec<WaitingTicket>, StoreError>;
+    /// How many waiting conversations are served before `me` in its line (the same team and
+    /// language, earlier in the policy order): `routing::queue::ahead_of` over the whole queue,
+    /// counted by the database.
+    async fn ahead_in_line(&self, me: &WaitingTicket) -> Result<usize, StoreError>;
     /// Conversations an agent holds.
     async fn held_by(&self, agent: &AgentId) -> Result<Vec<Conversation>, StoreError>;
     /// Conversations held by anyone since before `before` with no human answer yet.

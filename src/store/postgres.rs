@@ -24,7 +24,6 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{PgPool, Row};
 
-use super::rows::WaitingTicketRow;
 use super::rows::{
     ATTACHMENT_COLUMNS, AgentRow, AttachmentRow, ConversationRow, CustomerRow, EventRow,
     MESSAGE_COLUMNS, MessageRow, message_event_data,
@@ -267,13 +266,13 @@ impl ConversationStore for PgStore {
         };
         let sql = if turn.is_new {
             "INSERT INTO conversations (customer_id, verified, channel, lang, state, slots, created_at, updated_at, handoff_reason, handoff_intent, handoff_at,
-                version, ticket, sla_due, priority, team, agent_id, assigned_at, first_response_at, resolution, csat_score, id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
+                version, ticket, sla_due, priority, team, queue_lang, agent_id, assigned_at, first_response_at, resolution, csat_score, id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)"
         } else {
             "UPDATE conversations SET customer_id = $1, verified = $2, channel = $3, lang = $4, state = $5, slots = $6, created_at = $7, updated_at = $8,
                 handoff_reason = $9, handoff_intent = $10, handoff_at = $11, version = $12, ticket = $13, sla_due = $14, priority = $15, team = $16,
-                agent_id = $17, assigned_at = $18, first_response_at = $19, resolution = $20, csat_score = $21
-             WHERE id = $22 AND version = $23"
+                queue_lang = $17, agent_id = $18, assigned_at = $19, first_response_at = $20, resolution = $21, csat_score = $22
+             WHERE id = $23 AND version = $24"
         };
         let q = sqlx::query(sql)
             .bind(c.customer_id.as_str())
@@ -292,6 +291,7 @@ impl ConversationStore for PgStore {
             .bind(c.ticket.as_ref().map(|t| t.sla_due))
             .bind(c.ticket.as_ref().map_or(0, |t| i64::from(t.priority)))
             .bind(c.ticket.as_ref().map(|t| t.team.clone()))
+            .bind(c.ticket.as_ref().map(|t| t.lang.as_str()))
             .bind(c.agent_id.as_ref().map(|a| a.as_str().to_string()))
             .bind(c.assigned_at)
             .bind(c.first_response_at)
@@ -381,13 +381,17 @@ impl ConversationStore for PgStore {
         rows.into_iter().map(Conversation::try_from).collect()
     }
 
-    async fn waiting_tickets(&self, limit: i64) -> Result<Vec<WaitingTicket>, StoreError> {
-        let rows: Vec<WaitingTicketRow> =
-            sqlx::query_as(&format!("{} LIMIT $1", super::rows::WAITING_TICKETS))
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
-        rows.into_iter().map(WaitingTicket::try_from).collect()
+    async fn ahead_in_line(&self, me: &WaitingTicket) -> Result<usize, StoreError> {
+        let n: i64 = sqlx::query_scalar(super::rows::AHEAD_IN_LINE)
+            .bind(&me.ticket.team)
+            .bind(me.ticket.lang.as_str())
+            .bind(me.ticket.sla_due)
+            .bind(i64::from(me.ticket.priority))
+            .bind(me.waiting_since)
+            .bind(me.id.to_string())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(usize::try_from(n).unwrap_or(0))
     }
 
     async fn held_by(&self, agent: &AgentId) -> Result<Vec<Conversation>, StoreError> {

@@ -73,28 +73,16 @@ impl TryFrom<ConversationRow> for Conversation {
     }
 }
 
-/// A waiting conversation's place-in-line columns (see [`super::WaitingTicket`]).
-#[derive(Debug, sqlx::FromRow)]
-pub struct WaitingTicketRow {
-    pub id: String,
-    pub handoff_at: Option<DateTime<Utc>>,
-    pub updated_at: DateTime<Utc>,
-    pub ticket: String,
-}
-
-impl TryFrom<WaitingTicketRow> for super::WaitingTicket {
-    type Error = StoreError;
-    fn try_from(r: WaitingTicketRow) -> Result<Self, StoreError> {
-        Ok(super::WaitingTicket {
-            id: ConversationId::parse(&r.id).map_err(|_| corrupt("conversation id"))?,
-            waiting_since: r.handoff_at.unwrap_or(r.updated_at),
-            ticket: json(&r.ticket, "ticket")?,
-        })
-    }
-}
-
-/// The columns of [`WaitingTicketRow`] and the waiting conversations they come from.
-pub const WAITING_TICKETS: &str = "SELECT id, handoff_at, updated_at, ticket FROM conversations WHERE state = 'waiting_for_human' AND ticket IS NOT NULL ORDER BY sla_due, handoff_at";
+/// How many waiting conversations are served before one in its line (`$1` team, `$2`
+/// language): the policy order of `routing::queue::compare` — earlier `sla_due` (`$3`), then
+/// higher priority (`$4`), then waiting longer (`$5`), then the smaller id (`$6`) — as SQL, so
+/// that a place in line is one count over an index, not a read of the whole queue. The store
+/// contract tests hold it to `routing::queue::ahead_of`.
+pub const AHEAD_IN_LINE: &str = "SELECT COUNT(*) FROM conversations
+     WHERE state = 'waiting_for_human' AND ticket IS NOT NULL AND team = $1 AND queue_lang = $2 AND id <> $6
+       AND (sla_due < $3 OR (sla_due = $3 AND (priority > $4 OR (priority = $4
+            AND (COALESCE(handoff_at, updated_at) < $5
+                 OR (COALESCE(handoff_at, updated_at) = $5 AND id < $6))))))";
 
 /// `messages`.
 #[derive(Debug, sqlx::FromRow)]

@@ -20,7 +20,6 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use super::files::AttachmentFiles;
-use super::rows::WaitingTicketRow;
 use super::rows::{
     ATTACHMENT_COLUMNS, AgentRow, AttachmentRow, ConversationRow, CustomerRow, EventRow,
     MESSAGE_COLUMNS, MessageRow, message_event_data,
@@ -207,8 +206,8 @@ impl ConversationStore for SqliteStore {
         let q = if turn.is_new {
             sqlx::query(
                 "INSERT INTO conversations (customer_id, verified, channel, lang, state, slots, created_at, updated_at, handoff_reason, handoff_intent, handoff_at,
-                    version, ticket, sla_due, priority, team, agent_id, assigned_at, first_response_at, resolution, csat_score, id)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    version, ticket, sla_due, priority, team, queue_lang, agent_id, assigned_at, first_response_at, resolution, csat_score, id)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(c.customer_id.as_str())
             .bind(i64::from(c.verified))
@@ -219,7 +218,7 @@ impl ConversationStore for SqliteStore {
             sqlx::query(
                 "UPDATE conversations SET customer_id = ?, verified = ?, channel = ?, lang = ?, state = ?, slots = ?, created_at = ?, updated_at = ?,
                     handoff_reason = ?, handoff_intent = ?, handoff_at = ?, version = ?, ticket = ?, sla_due = ?, priority = ?, team = ?,
-                    agent_id = ?, assigned_at = ?, first_response_at = ?, resolution = ?, csat_score = ?
+                    queue_lang = ?, agent_id = ?, assigned_at = ?, first_response_at = ?, resolution = ?, csat_score = ?
                  WHERE id = ? AND version = ?",
             )
             .bind(c.customer_id.as_str())
@@ -240,6 +239,7 @@ impl ConversationStore for SqliteStore {
             .bind(c.ticket.as_ref().map(|t| t.sla_due))
             .bind(c.ticket.as_ref().map_or(0, |t| i64::from(t.priority)))
             .bind(c.ticket.as_ref().map(|t| t.team.clone()))
+            .bind(c.ticket.as_ref().map(|t| t.lang.as_str()))
             .bind(c.agent_id.as_ref().map(|a| a.as_str().to_string()))
             .bind(c.assigned_at)
             .bind(c.first_response_at)
@@ -330,18 +330,17 @@ impl ConversationStore for SqliteStore {
         rows.into_iter().map(Conversation::try_from).collect()
     }
 
-    async fn waiting_tickets(&self, limit: i64) -> Result<Vec<WaitingTicket>, StoreError> {
-        // The planner would take `conversations_queue` and sort; the partial index covers the
-        // query in order (migration 0011).
-        let sql = super::rows::WAITING_TICKETS.replace(
-            "FROM conversations",
-            "FROM conversations INDEXED BY conversations_waiting_tickets",
-        );
-        let rows: Vec<WaitingTicketRow> = sqlx::query_as(&format!("{sql} LIMIT ?"))
-            .bind(limit)
-            .fetch_all(&self.pool)
+    async fn ahead_in_line(&self, me: &WaitingTicket) -> Result<usize, StoreError> {
+        let n: i64 = sqlx::query_scalar(&super::rows::AHEAD_IN_LINE.replace('$', "?"))
+            .bind(&me.ticket.team)
+            .bind(me.ticket.lang.as_str())
+            .bind(me.ticket.sla_due)
+            .bind(i64::from(me.ticket.priority))
+            .bind(me.waiting_since)
+            .bind(me.id.to_string())
+            .fetch_one(&self.pool)
             .await?;
-        rows.into_iter().map(WaitingTicket::try_from).collect()
+        Ok(usize::try_from(n).unwrap_or(0))
     }
 
     async fn held_by(&self, agent: &AgentId) -> Result<Vec<Conversation>, StoreError> {

@@ -456,17 +456,6 @@ async fn claims_respect_capacity_and_exclusivity(store: Arc<dyn Store>) {
     assert_eq!(waiting.len(), 4);
     assert!(waiting.windows(2).all(|w| w[0].ticket.as_ref().unwrap().sla_due <= w[1].ticket.as_ref().unwrap().sla_due), "earliest deadline first");
     assert_eq!(store.waiting(2).await.unwrap().len(), 2);
-    // The tickets alone: the same conversations, in the same order, with the same tickets.
-    let tickets = store.waiting_tickets(100).await.unwrap();
-    assert_eq!(
-        tickets.iter().map(|t| t.id).collect::<Vec<_>>(),
-        waiting.iter().map(|c| c.id).collect::<Vec<_>>()
-    );
-    for (t, c) in tickets.iter().zip(&waiting) {
-        assert_eq!(Some(&t.ticket), c.ticket.as_ref());
-        assert_eq!(t.waiting_since, c.handoff_at.unwrap_or(c.updated_at));
-    }
-    assert_eq!(store.waiting_tickets(2).await.unwrap().len(), 2);
     // Nobody answered yet: all eight are unanswered since a moment from now.
     let later = Utc::now() + Duration::seconds(5);
     assert_eq!(store.unanswered_since(later).await.unwrap().len(), 8);
@@ -829,6 +818,79 @@ async fn postgres() -> (Arc<dyn Store>, PgDatabase) {
     (backend.store(), db)
 }
 
+/// A place in line counted by the database is the policy's: for every waiting conversation,
+/// `ahead_in_line` equals `routing::queue::ahead_of` over the stored queue — with ties on the
+/// deadline, the priority and the waiting time, two teams, two languages, and conversations
+/// that left the queue.
+async fn ahead_in_line_counts_in_the_policy_order(store: Arc<dyn Store>) {
+    use switchboard::routing::queue::{self, QueueEntry};
+    use switchboard::store::WaitingTicket;
+    let base = Utc::now().trunc_subsecs(0);
+    let mut waiting = Vec::new();
+    for i in 0..40i64 {
+        let mut c = conversation(&CustomerId::parse(&format!("c-{i}")).unwrap());
+        let mut t = ticket(if i % 3 == 0 { "quality" } else { "general" }, 0);
+        // Few distinct values, so that every tie-break is exercised.
+        t.sla_due = base + Duration::seconds(60 * ((i * 7) % 5));
+        t.priority = ((i * 5) % 3) as i32;
+        t.lang = if i % 4 == 0 { Lang::Zh } else { Lang::En };
+        c.state = ConversationState::WaitingForHuman;
+        c.handoff_at = Some(base - Duration::seconds((i * 11) % 4));
+        c.ticket = Some(t);
+        // Some have left the queue: with an agent, or back with the bot.
+        if i % 7 == 3 {
+            c.state = ConversationState::WithHuman;
+        } else if i % 7 == 5 {
+            c.state = ConversationState::Bot;
+        }
+        let turn = Turn {
+            is_new: true,
+            messages: vec![message(Author::Shopper, "a person please")],
+            ..Turn::update(c.clone())
+        };
+        store.record_turn(&turn).await.unwrap();
+        if c.state == ConversationState::WaitingForHuman {
+            waiting.push(c);
+        }
+    }
+    let key = |c: &Conversation| WaitingTicket {
+        id: c.id,
+        waiting_since: c.handoff_at.unwrap(),
+        ticket: c.ticket.clone().unwrap(),
+    };
+    let entry = |w: &WaitingTicket| QueueEntry {
+        conversation_id: w.id,
+        waiting_since: w.waiting_since,
+        sla_due: w.ticket.sla_due,
+        priority: w.ticket.priority,
+        team: w.ticket.team.clone(),
+        lang: w.ticket.lang,
+    };
+    let entries: Vec<QueueEntry> = waiting.iter().map(|c| entry(&key(c))).collect();
+    let mut positions = HashSet::new();
+    for c in &waiting {
+        let me = key(c);
+        let others: Vec<&QueueEntry> = entries
+            .iter()
+            .filter(|e| e.conversation_id != c.id)
+            .collect();
+        let expected = queue::ahead_of(others, &entry(&me));
+        assert_eq!(
+            store.ahead_in_line(&me).await.unwrap(),
+            expected,
+            "{:?}",
+            entry(&me)
+        );
+        positions.insert((me.ticket.team.clone(), me.ticket.lang, expected));
+    }
+    // Every line has a first and later places: the test compares real orders, not zeros.
+    assert!(
+        positions.iter().filter(|p| p.2 == 0).count() >= 4,
+        "{positions:?}"
+    );
+    assert!(positions.iter().any(|p| p.2 >= 5), "{positions:?}");
+}
+
 /// One test per contract function and backend, each on a fresh database.
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
@@ -871,6 +933,7 @@ contract!(
     attachments_round_trip_and_belong_to_messages,
     attachments_need_their_conversation_and_messages_a_stored_attachment,
     answered_since_lists_first_answers,
+    ahead_in_line_counts_in_the_policy_order,
 );
 
 /// The embedded store keeps a photo's bytes as one file in `DATA_DIR/attachments`, named by

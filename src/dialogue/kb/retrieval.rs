@@ -22,7 +22,7 @@ use super::cache::PassageCache;
 use super::passages::{self, Passage, plain};
 use super::{Article, KbError};
 use crate::domain::Lang;
-use crate::nlu::IntentClassifier;
+use crate::nlu::{IntentClassifier, kernels};
 
 /// The parts a passage's fused score adds up, in the order of [`WEIGHTS`]: the article's best
 /// passage similarity, its best sample-question similarity, its best BM25 match (normalised per
@@ -121,18 +121,51 @@ pub fn logistic(w: &[f32; 5], x: &[f32; 4]) -> f32 {
 pub struct KnowledgeBase {
     pub(super) articles: Vec<Article>,
     pub(super) entries: Vec<Entry>,
-    /// Per passage: embedded with its article title, and without.
-    titled: Vec<Vec<f32>>,
-    bare: Vec<Vec<f32>>,
-    /// Per article: its sample questions, embedded as queries.
-    questions: Vec<Vec<Vec<f32>>>,
-    /// Per passage: its own sample questions, embedded as queries.
-    passage_questions: Vec<Vec<Vec<f32>>>,
-    /// Per language: the entries in it and their BM25 index.
-    lexical: HashMap<Lang, (Vec<usize>, Bm25)>,
+    /// Per language: its passages' vectors and lexical index.
+    lines: HashMap<Lang, Lines>,
     pub(super) min_score: f32,
     pub(super) calibration: [f32; 5],
     weights: [f32; 8],
+}
+
+/// One language's passages, their vectors stacked as matrices (one row each), so that each
+/// part of a message's score is one matrix-vector product.
+struct Lines {
+    /// Entries in this language.
+    ids: Vec<usize>,
+    bm25: Bm25,
+    /// Per passage (the order of `ids`): embedded with its article title, and without.
+    titled: Vec<f32>,
+    bare: Vec<f32>,
+    /// The passages' own sample questions, embedded as queries, and the passage (position in
+    /// `ids`) each belongs to.
+    own_questions: Vec<f32>,
+    own_owner: Vec<usize>,
+    /// Per passage: its article (position in `articles`).
+    article_of: Vec<usize>,
+    /// The articles in this language (indices into the knowledge base's articles).
+    articles: Vec<usize>,
+    /// The articles' sample questions, embedded as queries, and their article (position in
+    /// `articles`).
+    article_questions: Vec<f32>,
+    article_question_owner: Vec<usize>,
+}
+
+/// `rows · query` for each row, with the rows' maximum per owner (at least `floor`).
+fn best_per_owner(
+    rows: &[f32],
+    owner: &[usize],
+    query: &[f32],
+    owners: usize,
+    floor: f32,
+) -> Vec<f32> {
+    let mut scores = vec![0.0; owner.len()];
+    kernels::dot_rows(rows, query, &mut scores);
+    let mut best = vec![floor; owners];
+    for (&o, s) in owner.iter().zip(scores) {
+        best[o] = best[o].max(s);
+    }
+    best
 }
 
 /// A passage as embedded: without the title (the passage itself) and with it (which often
@@ -258,6 +291,7 @@ impl KnowledgeBase {
             embed_queries,
         )
         .await?;
+        // Passage questions were embedded per article: deal them out to the passages.
         let mut per_article: Vec<_> = per_article.into_iter().map(Vec::into_iter).collect();
         let passage_questions: Vec<Vec<Vec<f32>>> = entries
             .iter()
@@ -274,12 +308,14 @@ impl KnowledgeBase {
             passages = entries.len(),
             "knowledge base indexed"
         );
+        let titled: Vec<Vec<f32>> = titled.into_iter().flatten().collect();
+        let bare: Vec<Vec<f32>> = bare.into_iter().flatten().collect();
+        let flat_titled: Vec<&String> = titled_texts.iter().flatten().collect();
         let mut by_lang: HashMap<Lang, Vec<usize>> = HashMap::new();
         for (i, e) in entries.iter().enumerate() {
             by_lang.entry(articles[e.article].lang).or_default().push(i);
         }
-        let flat_titled: Vec<&String> = titled_texts.iter().flatten().collect();
-        let lexical = by_lang
+        let lines = by_lang
             .into_iter()
             .map(|(lang, ids)| {
                 let texts: Vec<String> = ids
@@ -289,17 +325,47 @@ impl KnowledgeBase {
                         format!("{} {}", flat_titled[i], a.keywords.join(" "))
                     })
                     .collect();
-                (lang, (ids, Bm25::new(&texts)))
+                let mut lines = Lines {
+                    bm25: Bm25::new(&texts),
+                    titled: ids
+                        .iter()
+                        .flat_map(|&i| titled[i].iter().copied())
+                        .collect(),
+                    bare: ids.iter().flat_map(|&i| bare[i].iter().copied()).collect(),
+                    own_questions: Vec::new(),
+                    own_owner: Vec::new(),
+                    article_of: Vec::with_capacity(ids.len()),
+                    articles: Vec::new(),
+                    article_questions: Vec::new(),
+                    article_question_owner: Vec::new(),
+                    ids,
+                };
+                for (j, &i) in lines.ids.iter().enumerate() {
+                    for v in &passage_questions[i] {
+                        lines.own_questions.extend_from_slice(v);
+                        lines.own_owner.push(j);
+                    }
+                    let a = entries[i].article;
+                    let k = match lines.articles.iter().position(|&x| x == a) {
+                        Some(k) => k,
+                        None => {
+                            for v in &questions[a] {
+                                lines.article_questions.extend_from_slice(v);
+                                lines.article_question_owner.push(lines.articles.len());
+                            }
+                            lines.articles.push(a);
+                            lines.articles.len() - 1
+                        }
+                    };
+                    lines.article_of.push(k);
+                }
+                (lang, lines)
             })
             .collect();
         Ok(Self {
             articles,
             entries,
-            titled: titled.into_iter().flatten().collect(),
-            bare: bare.into_iter().flatten().collect(),
-            questions,
-            passage_questions,
-            lexical,
+            lines,
             min_score,
             calibration: CALIBRATION,
             weights: WEIGHTS,
@@ -373,52 +439,54 @@ impl KnowledgeBase {
 
     /// Every passage in the query's language, best first.
     pub fn rank(&self, q: &Query<'_>) -> Vec<PassageHit<'_>> {
-        let Some((ids, bm25)) = self.lexical.get(&q.lang) else {
+        let Some(lines) = self.lines.get(&q.lang) else {
             return Vec::new();
         };
-        let lexical = bm25.score(q.text);
+        let n = lines.ids.len();
+        if lines.titled.len() != n * q.embedding.len() {
+            return Vec::new();
+        }
+        let lexical = lines.bm25.score(q.text);
         let best_lexical = lexical.iter().map(|s| s.0).fold(0.0, f32::max) + 1e-9;
+        let mut titled = vec![0.0; n];
+        kernels::dot_rows(&lines.titled, q.embedding, &mut titled);
+        let mut bare = vec![0.0; n];
+        kernels::dot_rows(&lines.bare, q.embedding, &mut bare);
+        let own = best_per_owner(&lines.own_questions, &lines.own_owner, q.embedding, n, 0.0);
+        let na = lines.articles.len();
+        let article_questions = best_per_owner(
+            &lines.article_questions,
+            &lines.article_question_owner,
+            q.embedding,
+            na,
+            0.0,
+        );
         // Article parts: the best encoder and lexical match of any of the article's passages.
-        let mut article_part: HashMap<usize, f32> = HashMap::new();
-        let mut dense_titled = Vec::with_capacity(ids.len());
-        for &i in ids {
-            let a = self.entries[i].article;
-            let d = dot(&self.titled[i], q.embedding);
-            dense_titled.push(d);
-            let e = article_part.entry(a).or_insert(f32::NEG_INFINITY);
-            *e = e.max(d);
+        let mut article_dense = vec![f32::NEG_INFINITY; na];
+        let mut article_lexical = vec![0.0f32; na];
+        for j in 0..n {
+            let k = lines.article_of[j];
+            article_dense[k] = article_dense[k].max(titled[j]);
+            article_lexical[k] = article_lexical[k].max(lexical[j].0 / best_lexical);
         }
-        let mut article_lexical: HashMap<usize, f32> = HashMap::new();
-        for (j, &i) in ids.iter().enumerate() {
-            let e = article_lexical
-                .entry(self.entries[i].article)
-                .or_insert(0.0);
-            *e = e.max(lexical[j].0 / best_lexical);
-        }
-        let mut hits: Vec<PassageHit> = ids
+        let mut hits: Vec<PassageHit> = lines
+            .ids
             .iter()
             .enumerate()
             .map(|(j, &i)| {
                 let e = &self.entries[i];
                 let article = &self.articles[e.article];
                 let intent_match = article.intents.iter().any(|x| x == q.intent);
-                let questions = self.questions[e.article]
-                    .iter()
-                    .map(|v| dot(v, q.embedding))
-                    .fold(0.0, f32::max);
-                let own_questions = self.passage_questions[i]
-                    .iter()
-                    .map(|v| dot(v, q.embedding))
-                    .fold(0.0, f32::max);
+                let k = lines.article_of[j];
                 let parts = [
-                    article_part[&e.article],
-                    questions,
-                    article_lexical[&e.article],
+                    article_dense[k],
+                    article_questions[k],
+                    article_lexical[k],
                     f32::from(u8::from(intent_match)),
-                    dense_titled[j],
-                    dot(&self.bare[i], q.embedding),
+                    titled[j],
+                    bare[j],
                     lexical[j].1,
-                    own_questions,
+                    own[j],
                 ];
                 let fused = dot(&parts, &self.weights);
                 PassageHit {
@@ -427,7 +495,7 @@ impl KnowledgeBase {
                     entry: i,
                     fused,
                     parts,
-                    dense: dense_titled[j],
+                    dense: titled[j],
                     coverage: lexical[j].1,
                     intent_match,
                     margin: 0.0,
