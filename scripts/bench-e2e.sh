@@ -4,7 +4,9 @@
 # `switchboard loadtest` (shoppers posting to /api/v1/messages), and reports the server's RSS.
 # Usage: scripts/bench-e2e.sh [loadtest flags...]   (default: --concurrency 32 --duration 20)
 # Environment: THREADS (classifier threads, default 2), PORT (default 18080), SB (a switchboard
-# binary to measure instead of building this checkout's, e.g. to compare two builds).
+# binary to measure instead of building this checkout's, e.g. to compare two builds), ROUNDS
+# (load tests run back to back on the same server, default 1: shows whether throughput holds
+# as the stored conversations and the human queue grow).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/switchboard/target}"
@@ -29,6 +31,8 @@ echo "start-up to ready: $(( ($(date +%s%N) - start_ns) / 1000000 )) ms"
 echo "RSS when ready: $(awk '/VmRSS/ {print int($2/1024)}' /proc/$PID/status) MB"
 args=("$@")
 [ ${#args[@]} -gt 0 ] || args=(--concurrency 32 --duration 20)
-"$SB" loadtest --url "http://127.0.0.1:$PORT" "${args[@]}"
+for _ in $(seq 1 "${ROUNDS:-1}"); do
+  "$SB" loadtest --url "http://127.0.0.1:$PORT" "${args[@]}"
+done
 echo "RSS after load: $(awk '/VmRSS/ {print int($2/1024)}' /proc/$PID/status) MB (peak $(awk '/VmHWM/ {print int($2/1024)}' /proc/$PID/status) MB)"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
