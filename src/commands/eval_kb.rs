@@ -48,7 +48,7 @@ fn row(name: &str, m: &Metrics) -> String {
 fn misses(outcomes: &[Outcome], bar: f32) -> Vec<String> {
     let mut out = Vec::new();
     for o in outcomes {
-        let problem = match (&o.expected, o.rank) {
+        let problem = match (o.expected(), o.rank) {
             (Some(e), Some(1)) if o.score < bar => Some(format!("below bar ({:.2}), {e}", o.score)),
             (Some(e), r) if r != Some(1) => Some(format!(
                 "expected {e} (rank {}), got {}",
@@ -89,8 +89,9 @@ pub fn run(model: IntentModel, args: EvalKbArgs) -> anyhow::Result<()> {
     if let Some(w) = args.weights {
         kb.set_weights(w);
     }
+    // Every question ranked once; the halves are its `val` and `test` questions.
+    let outcomes = eval::run(&kb, &questions, &classified).map_err(anyhow::Error::msg)?;
     if let Some(path) = &args.dump {
-        let outcomes = eval::run(&kb, &questions, &classified).map_err(anyhow::Error::msg)?;
         runtime.block_on(dump(
             &kb,
             classifier.as_ref(),
@@ -100,18 +101,15 @@ pub fn run(model: IntentModel, args: EvalKbArgs) -> anyhow::Result<()> {
             path,
         ))?;
     }
-    let split = |name: &str| -> (Vec<EvalQuestion>, Vec<crate::nlu::Classification>) {
+    let split = |name: &str| -> Vec<Outcome> {
         questions
             .iter()
-            .zip(&classified)
+            .zip(&outcomes)
             .filter(|(q, _)| q.split == name)
-            .map(|(q, c)| (q.clone(), c.clone()))
-            .unzip()
+            .map(|(_, o)| o.clone())
+            .collect()
     };
-    let (val_q, val_c) = split("val");
-    let (test_q, test_c) = split("test");
-    let val = eval::run(&kb, &val_q, &val_c).map_err(anyhow::Error::msg)?;
-    let test = eval::run(&kb, &test_q, &test_c).map_err(anyhow::Error::msg)?;
+    let (val, test) = (split("val"), split("test"));
     let bar = kb.min_score();
     let fitted = eval::fit_calibration(&val);
     let (mut val_fit, mut test_fit) = (val.clone(), test.clone());

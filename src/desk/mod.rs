@@ -19,7 +19,7 @@ use crate::live::Notifier;
 use crate::metrics::Metrics;
 use crate::routing::RoutingPolicy;
 use crate::routing::queue::{self, AgentSkills, QueueEntry};
-use crate::store::{Committed, Store, StoreError, Turn, WaitingTicket};
+use crate::store::{Committed, Store, StoreError, Turn};
 
 /// How many waiting conversations the queue views consider.
 const QUEUE_WINDOW: i64 = 1000;
@@ -203,18 +203,11 @@ impl Desk {
         if conv.state != ConversationState::WaitingForHuman {
             return Ok(None);
         }
-        let (Some(me), Some(ticket)) = (entry(conv), conv.ticket.clone()) else {
+        let Some(me) = entry(conv) else {
             return Ok(None);
         };
         // Counted by the database over an index: a handoff answer never reads the whole queue.
-        let ahead = self
-            .store
-            .ahead_in_line(&WaitingTicket {
-                id: conv.id,
-                waiting_since: me.waiting_since,
-                ticket,
-            })
-            .await?;
+        let ahead = self.store.ahead_in_line(conv).await?;
         let now = Utc::now();
         let fresh = Duration::seconds(AGENT_FRESH_SECONDS);
         let slots: usize = self

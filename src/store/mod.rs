@@ -20,7 +20,7 @@ pub use channels::ChannelStore;
 
 use crate::domain::{
     Agent, AgentId, Attachment, AttachmentId, Conversation, ConversationId, Customer, CustomerId,
-    Event, HandoffTicket, Message, NewEvent, NewMessage, Order, OrderId,
+    Event, Message, NewEvent, NewMessage, Order, OrderId,
 };
 
 /// Storage failures.
@@ -95,15 +95,6 @@ impl Turn {
     }
 }
 
-/// A waiting conversation's ticket and since when it waits.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WaitingTicket {
-    pub id: ConversationId,
-    /// When it entered the queue (its handoff; kept when an agent returns it).
-    pub waiting_since: DateTime<Utc>,
-    pub ticket: HandoffTicket,
-}
-
 /// What a committed turn stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Committed {
@@ -130,10 +121,10 @@ pub trait ConversationStore: Send + Sync {
     async fn record_turn(&self, turn: &Turn) -> Result<Committed, StoreError>;
     /// Conversations waiting for a human (at most `limit`, earliest deadline first).
     async fn waiting(&self, limit: i64) -> Result<Vec<Conversation>, StoreError>;
-    /// How many waiting conversations are served before `me` in its line (the same team and
+    /// How many waiting conversations are served before `me` in its line (its ticket's team and
     /// language, earlier in the policy order): `routing::queue::ahead_of` over the whole queue,
-    /// counted by the database.
-    async fn ahead_in_line(&self, me: &WaitingTicket) -> Result<usize, StoreError>;
+    /// counted by the database. 0 for a conversation without a ticket.
+    async fn ahead_in_line(&self, me: &Conversation) -> Result<usize, StoreError>;
     /// Conversations an agent holds.
     async fn held_by(&self, agent: &AgentId) -> Result<Vec<Conversation>, StoreError>;
     /// Conversations held by anyone since before `before` with no human answer yet.

@@ -30,7 +30,7 @@ use super::rows::{
 };
 use super::{
     AgentStore, AttachmentStore, Committed, ConversationStore, CustomerStore, EventFilter,
-    EventStore, IdempotencyRecord, OrderStore, Store, StoreError, Turn, WaitingTicket,
+    EventStore, IdempotencyRecord, OrderStore, Store, StoreError, Turn,
 };
 use crate::domain::{
     Agent, AgentId, Attachment, AttachmentId, Conversation, ConversationId, ConversationState,
@@ -381,13 +381,16 @@ impl ConversationStore for PgStore {
         rows.into_iter().map(Conversation::try_from).collect()
     }
 
-    async fn ahead_in_line(&self, me: &WaitingTicket) -> Result<usize, StoreError> {
+    async fn ahead_in_line(&self, me: &Conversation) -> Result<usize, StoreError> {
+        let Some(ticket) = &me.ticket else {
+            return Ok(0);
+        };
         let n: i64 = sqlx::query_scalar(super::rows::AHEAD_IN_LINE)
-            .bind(&me.ticket.team)
-            .bind(me.ticket.lang.as_str())
-            .bind(me.ticket.sla_due)
-            .bind(i64::from(me.ticket.priority))
-            .bind(me.waiting_since)
+            .bind(&ticket.team)
+            .bind(ticket.lang.as_str())
+            .bind(ticket.sla_due)
+            .bind(i64::from(ticket.priority))
+            .bind(me.handoff_at.unwrap_or(me.updated_at))
             .bind(me.id.to_string())
             .fetch_one(&self.pool)
             .await?;

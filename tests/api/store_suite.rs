@@ -824,7 +824,6 @@ async fn postgres() -> (Arc<dyn Store>, PgDatabase) {
 /// that left the queue.
 async fn ahead_in_line_counts_in_the_policy_order(store: Arc<dyn Store>) {
     use switchboard::routing::queue::{self, QueueEntry};
-    use switchboard::store::WaitingTicket;
     let base = Utc::now().trunc_subsecs(0);
     let mut waiting = Vec::new();
     for i in 0..40i64 {
@@ -853,35 +852,28 @@ async fn ahead_in_line_counts_in_the_policy_order(store: Arc<dyn Store>) {
             waiting.push(c);
         }
     }
-    let key = |c: &Conversation| WaitingTicket {
-        id: c.id,
-        waiting_since: c.handoff_at.unwrap(),
-        ticket: c.ticket.clone().unwrap(),
+    let entry = |c: &Conversation| {
+        let t = c.ticket.as_ref().unwrap();
+        QueueEntry {
+            conversation_id: c.id,
+            waiting_since: c.handoff_at.unwrap(),
+            sla_due: t.sla_due,
+            priority: t.priority,
+            team: t.team.clone(),
+            lang: t.lang,
+        }
     };
-    let entry = |w: &WaitingTicket| QueueEntry {
-        conversation_id: w.id,
-        waiting_since: w.waiting_since,
-        sla_due: w.ticket.sla_due,
-        priority: w.ticket.priority,
-        team: w.ticket.team.clone(),
-        lang: w.ticket.lang,
-    };
-    let entries: Vec<QueueEntry> = waiting.iter().map(|c| entry(&key(c))).collect();
+    let entries: Vec<QueueEntry> = waiting.iter().map(entry).collect();
     let mut positions = HashSet::new();
     for c in &waiting {
-        let me = key(c);
+        let me = entry(c);
         let others: Vec<&QueueEntry> = entries
             .iter()
             .filter(|e| e.conversation_id != c.id)
             .collect();
-        let expected = queue::ahead_of(others, &entry(&me));
-        assert_eq!(
-            store.ahead_in_line(&me).await.unwrap(),
-            expected,
-            "{:?}",
-            entry(&me)
-        );
-        positions.insert((me.ticket.team.clone(), me.ticket.lang, expected));
+        let expected = queue::ahead_of(others, &me);
+        assert_eq!(store.ahead_in_line(c).await.unwrap(), expected, "{me:?}");
+        positions.insert((me.team.clone(), me.lang, expected));
     }
     // Every line has a first and later places: the test compares real orders, not zeros.
     assert!(

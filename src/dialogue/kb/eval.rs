@@ -58,9 +58,7 @@ pub fn load(path: &Path) -> Result<Vec<EvalQuestion>, KbError> {
 pub struct Outcome {
     pub q: String,
     pub lang: Lang,
-    /// `article#passage` expected, or `None` for unanswerable.
-    pub expected: Option<String>,
-    /// Every acceptable `article#passage` (the expected one first).
+    /// Every acceptable `article#passage`, the expected one first; empty for unanswerable.
     pub accepted: Vec<String>,
     /// Passages, best first (the top three).
     pub ranked: Vec<String>,
@@ -74,6 +72,11 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// `article#passage` expected, or `None` for unanswerable.
+    pub fn expected(&self) -> Option<&str> {
+        self.accepted.first().map(String::as_str)
+    }
+
     fn top1(&self) -> bool {
         self.rank == Some(1)
     }
@@ -124,7 +127,6 @@ pub fn run(
             Ok(Outcome {
                 q: item.q.clone(),
                 lang: item.lang,
-                expected: accepted.first().cloned(),
                 accepted,
                 ranked: keys.into_iter().take(3).collect(),
                 rank,
@@ -159,7 +161,7 @@ fn share(n: usize, of: usize) -> f32 {
 
 /// Computes the metrics of `outcomes` at `bar`.
 pub fn metrics(outcomes: &[Outcome], bar: f32) -> Metrics {
-    let ans: Vec<&Outcome> = outcomes.iter().filter(|o| o.expected.is_some()).collect();
+    let ans: Vec<&Outcome> = outcomes.iter().filter(|o| o.expected().is_some()).collect();
     let top1 = ans.iter().filter(|o| o.top1()).count();
     let top3 = ans
         .iter()
@@ -184,7 +186,7 @@ pub fn metrics(outcomes: &[Outcome], bar: f32) -> Metrics {
         },
         bar_precision: share(right, answered.len()),
         bar_recall: share(right, ans.len()),
-        unanswerable_answered: answered.iter().filter(|o| o.expected.is_none()).count(),
+        unanswerable_answered: answered.iter().filter(|o| o.expected().is_none()).count(),
     }
 }
 
@@ -262,7 +264,7 @@ pub const BAR_SAFETY: f32 = 0.05;
 pub fn choose_bar(outcomes: &[Outcome], min_precision: f32) -> f32 {
     let floor = outcomes
         .iter()
-        .filter(|o| o.expected.is_none())
+        .filter(|o| o.expected().is_none())
         .map(|o| o.score + BAR_SAFETY)
         .fold(0.0, f32::max);
     let mut candidates: Vec<f32> = outcomes
@@ -290,7 +292,6 @@ mod tests {
         Outcome {
             q: String::new(),
             lang: Lang::En,
-            expected: answerable.then(|| "a#0".to_string()),
             accepted: answerable.then(|| "a#0".to_string()).into_iter().collect(),
             ranked: vec![],
             rank: answerable.then_some(if right { 1 } else { 2 }),
@@ -330,7 +331,7 @@ mod tests {
         let m = metrics(&outs, bar);
         assert_eq!(m.unanswerable_answered, 0);
         assert!(m.bar_precision >= 0.9);
-        for o in outs.iter().filter(|o| o.expected.is_none()) {
+        for o in outs.iter().filter(|o| o.expected().is_none()) {
             assert!(
                 o.score + BAR_SAFETY <= bar,
                 "{} too close to {bar}",

@@ -80,8 +80,6 @@ pub struct PassageHit<'a> {
     pub fused: f32,
     /// Its parts, unweighted (see [`PARTS`]).
     pub parts: [f32; 8],
-    /// Encoder similarity of the titled passage.
-    pub dense: f32,
     /// Share of the message's term weight found in the passage.
     pub coverage: f32,
     pub intent_match: bool,
@@ -495,7 +493,6 @@ impl KnowledgeBase {
                     entry: i,
                     fused,
                     parts,
-                    dense: titled[j],
                     coverage: lexical[j].1,
                     intent_match,
                     margin: 0.0,
