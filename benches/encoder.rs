@@ -45,6 +45,7 @@ fn main() -> anyhow::Result<()> {
     let p = |q: f64| switchboard::nlu::eval::percentile(&times, q);
     let mut report = serde_json::json!({
         "engine": format!("Switchboard {:?}", encoder.precision()),
+        "kernels": format!("{:?}", switchboard::nlu::kernels::level()),
         "single_p50_ms": p(0.5),
         "single_p99_ms": p(0.99),
     });
@@ -84,7 +85,8 @@ fn main() -> anyhow::Result<()> {
         println!("{report}");
     } else {
         println!(
-            "encoder one message ({name}, {} samples, {} threads): p50 {:.2} ms, p99 {:.2} ms",
+            "encoder one message ({name}, {:?} kernels, {} samples, {} threads): p50 {:.2} ms, p99 {:.2} ms",
+            switchboard::nlu::kernels::level(),
             times.len(),
             rayon::current_num_threads(),
             p(0.5),

@@ -232,7 +232,9 @@ impl QBert {
     pub const ENGINE: &'static str = "int8-kernels-v1-kb64";
 
     /// Loads a BERT-family `model.safetensors` (f32, f16 or bf16), quantising as it reads.
-    pub fn load(path: &Path, c: &Config) -> Result<Self> {
+    /// With `keep` (ascending original ids, a pruned vocabulary's), only those rows of the
+    /// word-embedding table are kept, renumbered `0..keep.len()` as the tokenizer numbers them.
+    pub fn load(path: &Path, c: &Config, keep: Option<&[u32]>) -> Result<Self> {
         let mut w = Weights::open(path)?;
         let h = c.hidden_size;
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
@@ -260,19 +262,39 @@ impl QBert {
                 out_norm: w.norm(&format!("{l}.output.LayerNorm"), h, c.layer_norm_eps)?,
             });
         }
-        let mut word = Vec::with_capacity(c.vocab_size * h);
+        let rows = keep.map_or(c.vocab_size, <[u32]>::len);
+        let mut word = Vec::with_capacity(rows * h);
+        let mut next_row = 0usize;
+        let mut wanted = keep.map(|k| k.iter().peekable());
         w.stream(
             "embeddings.word_embeddings.weight",
             &[c.vocab_size, h],
-            |piece| word.extend(piece.iter().map(|&v| f16::from_f32(v))),
+            |piece| {
+                for row in piece.chunks_exact(h) {
+                    let take = match wanted.as_mut() {
+                        None => true,
+                        Some(ids) => ids.next_if(|&&id| id as usize == next_row).is_some(),
+                    };
+                    if take {
+                        word.extend(row.iter().map(|&v| f16::from_f32(v)));
+                    }
+                    next_row += 1;
+                }
+            },
         )?;
+        if word.len() != rows * h {
+            return Err(w.error(format!(
+                "the tokenizer keeps ids beyond the embedding table's {} rows",
+                c.vocab_size
+            )));
+        }
         let token_types = w.read(
             "embeddings.token_type_embeddings.weight",
             &[c.type_vocab_size, h],
         )?;
         Ok(Self {
             word,
-            vocab: c.vocab_size,
+            vocab: rows,
             position: w.read(
                 "embeddings.position_embeddings.weight",
                 &[c.max_position_embeddings, h],

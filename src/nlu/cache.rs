@@ -30,6 +30,7 @@ impl EmbeddingCache {
         let mut h = Sha256::new();
         h.update(encoder.name().as_bytes());
         h.update(encoder.engine().as_bytes());
+        h.update(encoder.vocabulary().as_bytes());
         let weights = encoder.dir().join("model.safetensors");
         let size = std::fs::metadata(&weights).map(|m| m.len()).unwrap_or(0);
         h.update(size.to_le_bytes());

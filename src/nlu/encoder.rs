@@ -51,6 +51,8 @@ pub struct Encoder {
     model: Model,
     precision: Precision,
     tokenizer: Tokenizer,
+    /// With a pruned vocabulary ([`super::vocab`]): each token id's id in the model.
+    original_ids: Option<Vec<u32>>,
     prefix: String,
     /// Prompt for documents in asymmetric retrieval (E5: `passage: `); queries use `prefix`.
     passage_prefix: String,
@@ -74,8 +76,19 @@ impl Encoder {
         Self::load_with(dir, Precision::from_env())
     }
 
-    /// Loads a model directory at the given precision.
+    /// Loads a model directory at the given precision, with the served vocabulary unless
+    /// `SWITCHBOARD_VOCAB=full`.
     pub fn load_with(dir: &Path, precision: Precision) -> Result<Self, NluError> {
+        Self::load_vocabulary(dir, precision, super::vocab::enabled())
+    }
+
+    /// Loads a model directory at the given precision, with the vocabulary pruned to the
+    /// served languages ([`super::vocab`]) or whole.
+    pub fn load_vocabulary(
+        dir: &Path,
+        precision: Precision,
+        prune: bool,
+    ) -> Result<Self, NluError> {
         let read = |f: &str| {
             std::fs::read(dir.join(f)).map_err(|e| NluError::ModelFiles {
                 dir: dir.to_path_buf(),
@@ -87,19 +100,39 @@ impl Encoder {
                 dir: dir.to_path_buf(),
                 detail: format!("config.json: {e}"),
             })?;
+        let mut definition = read("tokenizer.json")?;
+        let mut original_ids = None;
+        if prune {
+            let pruned = super::vocab::prune(&definition, super::vocab::served).map_err(|e| {
+                NluError::ModelFiles {
+                    dir: dir.to_path_buf(),
+                    detail: format!("tokenizer.json: {e}"),
+                }
+            })?;
+            if let Some(p) = pruned {
+                definition = p.json;
+                original_ids = Some(p.original);
+            }
+        }
         let mut tokenizer =
-            Tokenizer::from_bytes(read("tokenizer.json")?).map_err(|e| NluError::ModelFiles {
+            Tokenizer::from_bytes(definition).map_err(|e| NluError::ModelFiles {
                 dir: dir.to_path_buf(),
                 detail: format!("tokenizer.json: {e}"),
             })?;
         // The shipped tokenizers pad to a fixed length (MiniLM: 128) or not at all; pad to the
         // longest message in the batch instead and truncate where the model was trained.
+        let pad_id = match &original_ids {
+            Some(ids) => ids
+                .binary_search(&(config.pad_token_id as u32))
+                .map_or(0, |i| i as u32),
+            None => config.pad_token_id as u32,
+        };
         let pad_token = tokenizer
-            .id_to_token(config.pad_token_id as u32)
+            .id_to_token(pad_id)
             .unwrap_or_else(|| "[PAD]".into());
         tokenizer.with_padding(Some(PaddingParams {
             strategy: PaddingStrategy::BatchLongest,
-            pad_id: config.pad_token_id as u32,
+            pad_id,
             pad_token,
             ..Default::default()
         }));
@@ -135,7 +168,7 @@ impl Encoder {
                 let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, &device)?;
                 Model::F32(BertModel::load(vb, &config)?)
             }
-            Precision::Q8 => Model::Q8(QBert::load(&weights, &config)?),
+            Precision::Q8 => Model::Q8(QBert::load(&weights, &config, original_ids.as_deref())?),
         };
         let name = dir
             .file_name()
@@ -145,6 +178,7 @@ impl Encoder {
             model,
             precision,
             tokenizer,
+            original_ids,
             prefix,
             passage_prefix,
             device,
@@ -165,6 +199,37 @@ impl Encoder {
         match self.model {
             Model::F32(_) => "F32",
             Model::Q8(_) => QBert::ENGINE,
+        }
+    }
+
+    /// The vocabulary the tokenizer produces: [`super::vocab::RULE`] when pruned, else `full`
+    /// (for cache keys: text with letters of other scripts embeds differently).
+    pub fn vocabulary(&self) -> &'static str {
+        if self.original_ids.is_some() {
+            super::vocab::RULE
+        } else {
+            "full"
+        }
+    }
+
+    /// Token ids of a text as the model numbers them (with the prompt prefix and special
+    /// tokens), for tests and diagnostics.
+    pub fn token_ids(&self, text: &str) -> Result<Vec<u32>, NluError> {
+        let encoding = self
+            .tokenizer
+            .encode(format!("{}{}", self.prefix, clip(text)), true)
+            .map_err(|e| NluError::Tokenize(e.to_string()))?;
+        Ok(encoding
+            .get_ids()
+            .iter()
+            .map(|&id| self.model_id(id))
+            .collect())
+    }
+
+    fn model_id(&self, id: u32) -> u32 {
+        match &self.original_ids {
+            Some(ids) => ids.get(id as usize).copied().unwrap_or(id),
+            None => id,
         }
     }
 
@@ -267,7 +332,7 @@ impl Encoder {
         let mut ids = Vec::with_capacity(n * len);
         let mut mask = Vec::with_capacity(n * len);
         for e in &encodings {
-            ids.extend_from_slice(e.get_ids());
+            ids.extend(e.get_ids().iter().map(|&id| self.model_id(id)));
             mask.extend_from_slice(e.get_attention_mask());
         }
         self.device.with_context(|| {

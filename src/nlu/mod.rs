@@ -19,6 +19,7 @@ pub mod model;
 pub mod progress;
 pub mod service;
 pub mod train;
+pub mod vocab;
 
 use std::path::PathBuf;
 

@@ -43,6 +43,70 @@ fn int8_embeddings_stay_within_cosine_0_995_of_f32() {
     assert!(mean >= 0.998, "mean cosine {mean}");
 }
 
+/// Every English and Chinese text the product holds (training data, knowledge base, test
+/// fixtures) plus shopper-style extras.
+fn product_language_texts() -> Vec<String> {
+    let mut texts = texts();
+    for f in ["en.jsonl", "zh.jsonl"] {
+        let examples = load_jsonl(&root().join("training-data").join(f)).unwrap();
+        texts.extend(examples.into_iter().map(|e| e.text));
+    }
+    for dir in ["kb/en", "kb/zh"] {
+        for entry in std::fs::read_dir(root().join(dir)).unwrap() {
+            let body = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            texts.extend(
+                body.lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(String::from),
+            );
+        }
+    }
+    texts.extend(
+        [
+            "WHERE IS MY ORDER?!! 😡😡 #SB-10023",
+            "Café au lait stains on my naïve Zoë's jacket — refund pls",
+            "Ｆｕｌｌｗｉｄｔｈ　ｔｅｘｔ，全角：１２３",
+            "我的包裹还没到😭 订单号 SB10023 help",
+            "Tiếng Việt có dấu: đơn hàng",
+            "繁體中文：退貨、換貨、運費",
+        ]
+        .map(String::from),
+    );
+    texts
+}
+
+#[test]
+fn the_served_vocabulary_tokenises_and_embeds_english_and_chinese_exactly_as_the_full_one() {
+    let served = model();
+    assert_eq!(served.encoder.vocabulary(), switchboard::nlu::vocab::RULE);
+    let full = Encoder::load_vocabulary(served.encoder.dir(), Precision::Q8, false).unwrap();
+    assert_eq!(full.vocabulary(), "full");
+    let texts = product_language_texts();
+    assert!(texts.len() > 4000, "{} texts", texts.len());
+    for text in &texts {
+        assert_eq!(
+            served.encoder.token_ids(text).unwrap(),
+            full.token_ids(text).unwrap(),
+            "{text:?}"
+        );
+    }
+    let refs: Vec<&str> = texts.iter().take(200).map(String::as_str).collect();
+    assert_eq!(
+        served.encoder.embed(&refs, &|_| {}).unwrap(),
+        full.embed(&refs, &|_| {}).unwrap()
+    );
+    // Letters of scripts the shop does not serve become the unknown token (id 3), and the
+    // message still embeds.
+    let other = "Где мой заказ? 주문 where";
+    let ids = served.encoder.token_ids(other).unwrap();
+    assert!(ids.contains(&3), "{ids:?}");
+    assert_ne!(ids, full.token_ids(other).unwrap());
+    assert_eq!(
+        served.encoder.embed(&[other], &|_| {}).unwrap()[0].len(),
+        384
+    );
+}
+
 #[test]
 fn a_message_embeds_the_same_alone_and_in_a_batch() {
     let m = model();

@@ -15,6 +15,9 @@
 
 #![allow(unsafe_code)]
 
+#[cfg(target_arch = "x86_64")]
+mod amx;
+
 use std::sync::OnceLock;
 
 /// Inputs per quantisation block (one scale per block of a weight row and of a token row).
@@ -23,24 +26,34 @@ pub const KB: usize = 64;
 const NR: usize = 16;
 /// Panels computed together by the matrix kernel (64 output columns).
 const NV: usize = 4;
+/// Token rows of one AMX tile: [`quantize_rows`] pads its rows to a multiple of this.
+const ROW_TILE: usize = 16;
 
 /// Which code path the kernels take on this CPU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
     /// Plain Rust, any CPU.
     Scalar,
     /// AVX-512 (F, BW, VL) with VNNI int8 dot products.
     Avx512Vnni,
+    /// AVX-512 VNNI, and AMX int8 tiles for the matrix product ([`amx`]).
+    Avx512Amx,
+}
+
+impl Level {
+    /// Whether the AVX-512 paths (every kernel but the matrix product) apply.
+    fn avx512(self) -> bool {
+        matches!(self, Level::Avx512Vnni | Level::Avx512Amx)
+    }
 }
 
 /// The fastest path this CPU supports, detected once.
 pub fn level() -> Level {
     static LEVEL: OnceLock<Level> = OnceLock::new();
-    *LEVEL.get_or_init(|| {
-        if std::env::var("SWITCHBOARD_KERNELS").as_deref() == Ok("scalar") {
-            return Level::Scalar;
-        }
-        detect()
+    *LEVEL.get_or_init(|| match std::env::var("SWITCHBOARD_KERNELS").as_deref() {
+        Ok("scalar") => Level::Scalar,
+        Ok("vnni") => detect().min(Level::Avx512Vnni),
+        _ => detect(),
     })
 }
 
@@ -52,7 +65,11 @@ fn detect() -> Level {
         && is_x86_feature_detected!("avx512vnni")
         && is_x86_feature_detected!("fma")
     {
-        Level::Avx512Vnni
+        if amx::available() {
+            Level::Avx512Amx
+        } else {
+            Level::Avx512Vnni
+        }
     } else {
         Level::Scalar
     }
@@ -72,8 +89,10 @@ pub struct PackedMatrix {
     n_pad: usize,
     /// `k` rounded up to a whole block ([`KB`]).
     k_pad: usize,
-    /// Panel-major: for each panel of 16 outputs, for each group of 4 inputs, 16 × 4 bytes
-    /// (output lane by lane, its 4 inputs consecutive), as `vpdpbusd` consumes them.
+    /// Tile-major, in the order the kernels read it: for each tile of 64 outputs, for each
+    /// block of [`KB`] inputs, its 4 panels of 16 outputs, each 16 groups of 4 inputs × 16
+    /// outputs × 4 bytes (output lane by lane, its 4 inputs consecutive) — one 1 KB AMX B
+    /// tile, or 16 `vpdpbusd` operands; see [`weight_offset`].
     data: Vec<i8>,
     /// Scale per block and output: `[block][n_pad]`.
     scales: Vec<f32>,
@@ -97,7 +116,6 @@ impl PackedMatrix {
         let mut comp = vec![0i32; blocks * n_pad];
         for row in 0..n {
             let w = &weight[row * k..(row + 1) * k];
-            let (panel, lane) = (row / NR, row % NR);
             for b in 0..blocks {
                 let lo = b * KB;
                 let hi = (lo + KB).min(k);
@@ -108,9 +126,7 @@ impl PackedMatrix {
                 for (j, &v) in w[lo..hi].iter().enumerate() {
                     let q = round_to_i8(v * inv);
                     sum += i32::from(q);
-                    let kk = lo + j;
-                    let at = panel * k_pad * NR + (kk / 4) * NR * 4 + lane * 4 + kk % 4;
-                    data[at] = q;
+                    data[weight_offset(row, lo + j, k_pad)] = q;
                 }
                 scales[b * n_pad + row] = scale;
                 comp[b * n_pad + row] = 128 * sum;
@@ -146,6 +162,19 @@ impl PackedMatrix {
     }
 }
 
+/// Where output `n`'s weight for input `kk` lies in [`PackedMatrix::data`].
+#[inline]
+fn weight_offset(n: usize, kk: usize, k_pad: usize) -> usize {
+    let (tile, panel, lane) = (n / (NR * NV), (n / NR) % NV, n % NR);
+    let (block, group) = (kk / KB, (kk % KB) / 4);
+    tile * k_pad * NR * NV
+        + block * KB * NR * NV
+        + panel * KB * NR
+        + group * NR * 4
+        + lane * 4
+        + kk % 4
+}
+
 /// Rounds to the nearest integer (ties to even) in [-127, 127]. Adding and subtracting
 /// 1.5 × 2²³ rounds in the FPU's default mode without a call to `rint`, which plain x86-64
 /// code (no SSE4.1) makes for `round_ties_even`; it matters when packing millions of weights.
@@ -172,13 +201,14 @@ pub fn quantize_rows(x: &[f32], m: usize, k: usize, out: &mut QuantRows) {
     out.m = m;
     out.k_pad = k_pad;
     out.data.clear();
-    out.data.resize(m * k_pad, 128);
+    out.data
+        .resize(m.div_ceil(ROW_TILE) * ROW_TILE * k_pad, 128);
     out.scales.clear();
     out.scales.resize(m * (k_pad / KB), 0.0);
     match level() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `level` checked that the CPU has the features the wrapper enables.
-        Level::Avx512Vnni => unsafe { quantize_avx512(x, k, out) },
+        l if l.avx512() => unsafe { quantize_avx512(x, k, out) },
         _ => quantize_scalar(x, k, out),
     }
 }
@@ -244,7 +274,11 @@ pub fn gemm(x: &QuantRows, w: &PackedMatrix, out: &mut [f32]) {
 fn gemm_padded(x: &QuantRows, w: &PackedMatrix, out: &mut [f32]) {
     match level() {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `level` checked the CPU features; shapes were checked by `gemm`.
+        // SAFETY: `level` checked the CPU features (and the OS's tile permission); shapes
+        // were checked by `gemm`, and `quantize_rows` padded the rows to whole tiles.
+        Level::Avx512Amx => unsafe { amx::gemm(x, w, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
         Level::Avx512Vnni => unsafe { avx512::gemm(x, w, out) },
         _ => gemm_scalar(x, w, out),
     }
@@ -259,11 +293,9 @@ fn gemm_scalar(x: &QuantRows, w: &PackedMatrix, out: &mut [f32]) {
         for b in 0..blocks {
             let sa = x.scales[i * blocks + b];
             for (n, o) in o.iter_mut().enumerate() {
-                let (panel, lane) = (n / NR, n % NR);
-                let base = panel * w.k_pad * NR;
                 let mut acc = 0i32;
                 for (kk, &av) in a.iter().enumerate().skip(b * KB).take(KB) {
-                    let q = w.data[base + (kk / 4) * NR * 4 + lane * 4 + kk % 4];
+                    let q = w.data[weight_offset(n, kk, w.k_pad)];
                     acc += i32::from(av) * i32::from(q);
                 }
                 let sw = w.scales[b * w.n_pad + n];
@@ -329,14 +361,11 @@ mod avx512 {
         nt: usize,
     ) {
         let blocks = w.k_pad / KB;
-        let panel_stride = w.k_pad * NR;
+        let panel_stride = KB * NR;
         // SAFETY (whole body): the caller guarantees row + R ≤ m, block < blocks and
         // nt + 64 ≤ n_pad; every pointer below stays inside the slices it is derived from.
         unsafe {
-            let wp = w
-                .data
-                .as_ptr()
-                .add((nt / NR) * panel_stride + block * KB * NR);
+            let wp = w.data.as_ptr().add(nt * w.k_pad + block * KB * NR * NV);
             let ap = x.data.as_ptr().add(row * x.k_pad + block * KB);
             let mut acc = [[_mm512_setzero_si512(); NV]; R];
             for g in 0..KB / 4 {
@@ -627,7 +656,7 @@ pub fn dot_rows(rows: &[f32], query: &[f32], out: &mut [f32]) {
     match level() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `level` checked the CPU features; shapes checked above.
-        Level::Avx512Vnni => unsafe { avx512::dot_rows(rows, query, out) },
+        l if l.avx512() => unsafe { avx512::dot_rows(rows, query, out) },
         _ => {
             for (row, o) in rows.chunks_exact(query.len()).zip(out.iter_mut()) {
                 *o = row.iter().zip(query).map(|(a, b)| a * b).sum();
@@ -659,7 +688,7 @@ pub fn gelu(x: &mut [f32]) {
     match level() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `level` checked the CPU features.
-        Level::Avx512Vnni => unsafe { gelu_avx512(x) },
+        l if l.avx512() => unsafe { gelu_avx512(x) },
         _ => gelu_scalar(x),
     }
 }
@@ -716,7 +745,7 @@ pub fn add_layer_norm(x: &mut [f32], y: Option<&[f32]>, gamma: &[f32], beta: &[f
     match level() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `level` checked the CPU features.
-        Level::Avx512Vnni => unsafe { add_layer_norm_avx512(x, y, gamma, beta, eps) },
+        l if l.avx512() => unsafe { add_layer_norm_avx512(x, y, gamma, beta, eps) },
         _ => add_layer_norm_scalar(x, y, gamma, beta, eps),
     }
 }
@@ -783,7 +812,7 @@ pub fn attention(
     match level() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `level` checked the CPU features.
-        Level::Avx512Vnni => unsafe { attention_avx512(qkv, t, heads, head_dim, ctx, scratch) },
+        l if l.avx512() => unsafe { attention_avx512(qkv, t, heads, head_dim, ctx, scratch) },
         _ => attention_scalar(qkv, t, heads, head_dim, ctx, scratch),
     }
 }
@@ -925,21 +954,29 @@ mod tests {
 
     #[test]
     fn simd_product_equals_scalar_path() {
-        if level() != Level::Avx512Vnni {
+        if !level().avx512() {
             return;
         }
-        for (m, n, k) in SHAPES {
+        let tiles = [(16, 64, 384), (32, 128, 128), (33, 64, 64)];
+        for (m, n, k) in SHAPES.into_iter().chain(tiles) {
             let x = pseudo_random(m * k, 4);
             let w = pseudo_random(n * k, 5);
             let bias = pseudo_random(n, 6);
             let packed = PackedMatrix::pack(&w, &bias, n, k);
             let mut q = QuantRows::default();
             quantize_scalar_checked(&x, m, k, &mut q);
-            let mut fast = vec![0f32; m * packed.n_pad];
-            gemm_padded(&q, &packed, &mut fast);
             let mut slow = vec![0f32; m * packed.n_pad];
             gemm_scalar(&q, &packed, &mut slow);
-            assert_eq!(fast, slow, "{m}×{n}×{k}");
+            let mut fast = vec![0f32; m * packed.n_pad];
+            // SAFETY: `level` found AVX-512 VNNI; `quantize_rows` shaped `q`.
+            unsafe { avx512::gemm(&q, &packed, &mut fast) };
+            assert_eq!(fast, slow, "VNNI {m}×{n}×{k}");
+            if level() == Level::Avx512Amx {
+                let mut tiles = vec![0f32; m * packed.n_pad];
+                // SAFETY: `level` found AMX and got the OS's permission; rows are padded.
+                unsafe { amx::gemm(&q, &packed, &mut tiles) };
+                assert_eq!(tiles, slow, "AMX {m}×{n}×{k}");
+            }
         }
     }
 
@@ -949,7 +986,7 @@ mod tests {
         let mut plain = QuantRows {
             m,
             k_pad: q.k_pad,
-            data: vec![128; m * q.k_pad],
+            data: vec![128; q.data.len()],
             scales: vec![0.0; q.scales.len()],
         };
         quantize_scalar(x, k, &mut plain);
