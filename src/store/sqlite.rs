@@ -268,29 +268,44 @@ impl ConversationStore for SqliteStore {
             }
             None => None,
         };
-        for m in &turn.messages {
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO messages (conversation_id, author, text, at, channel, intent, confidence, out_of_scope, alternatives, route, route_reason, client_message_id, agent_id, private, attachment_id)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            )
-            .bind(c.id.to_string())
-            .bind(m.author.as_str())
-            .bind(&m.text)
-            .bind(m.at)
-            .bind(&m.channel)
-            .bind(&m.intent)
-            .bind(m.confidence.map(f64::from))
-            .bind(m.out_of_scope.map(i64::from))
-            .bind(to_json(&m.alternatives)?)
-            .bind(m.route.as_ref().map(|r| r.route.clone()))
-            .bind(m.route.as_ref().map(|r| r.reason.clone()))
-            .bind(&m.client_message_id)
-            .bind(m.agent_id.as_ref().map(|a| a.as_str().to_string()))
-            .bind(i64::from(m.private))
-            .bind(m.attachment.as_ref().map(|a| a.id.to_string()))
-            .fetch_one(&mut *tx)
-            .await?;
-            committed.message_ids.push(id);
+        // The turn's messages in one statement, then its events (each message's first, in
+        // order, then the turn's own) in another: ids and seqs follow the VALUES order.
+        if !turn.messages.is_empty() {
+            let alternatives = turn
+                .messages
+                .iter()
+                .map(|m| to_json(&m.alternatives))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO messages (conversation_id, author, text, at, channel, intent, confidence, out_of_scope, alternatives, route, route_reason, client_message_id, agent_id, private, attachment_id) ",
+            );
+            insert.push_values(
+                turn.messages.iter().zip(alternatives),
+                |mut row, (m, alternatives)| {
+                    row.push_bind(c.id.to_string())
+                        .push_bind(m.author.as_str())
+                        .push_bind(m.text.clone())
+                        .push_bind(m.at)
+                        .push_bind(m.channel.clone())
+                        .push_bind(m.intent.clone())
+                        .push_bind(m.confidence.map(f64::from))
+                        .push_bind(m.out_of_scope.map(i64::from))
+                        .push_bind(alternatives)
+                        .push_bind(m.route.as_ref().map(|r| r.route.clone()))
+                        .push_bind(m.route.as_ref().map(|r| r.reason.clone()))
+                        .push_bind(m.client_message_id.clone())
+                        .push_bind(m.agent_id.as_ref().map(|a| a.as_str().to_string()))
+                        .push_bind(i64::from(m.private))
+                        .push_bind(m.attachment.as_ref().map(|a| a.id.to_string()));
+                },
+            );
+            insert.push(" RETURNING id");
+            let mut ids: Vec<i64> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
+            ids.sort_unstable();
+            committed.message_ids = ids;
+        }
+        let mut events = Vec::with_capacity(turn.messages.len() + turn.events.len());
+        for (m, &id) in turn.messages.iter().zip(&committed.message_ids) {
             if super::channel_sql::is_outbound(m) {
                 sqlx::query(&super::channel_sql::ENQUEUE_OUTBOUND.replace('$', "?"))
                     .bind(id)
@@ -306,15 +321,29 @@ impl ConversationStore for SqliteStore {
             } else {
                 None
             };
-            let event = NewEvent {
+            events.push(NewEvent {
                 kind: EventKind::MessageAdded,
                 data: message_event_data(id, m, name),
                 shopper_visible: !m.private,
-            };
-            committed.last_seq = insert_event(&mut tx, c, &event, now).await?;
+            });
         }
-        for e in &turn.events {
-            committed.last_seq = insert_event(&mut tx, c, e, now).await?;
+        events.extend(turn.events.iter().cloned());
+        if !events.is_empty() {
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO events (conversation_id, kind, data, shopper_visible, agent_id, team, at) ",
+            );
+            insert.push_values(&events, |mut row, e| {
+                row.push_bind(c.id.to_string())
+                    .push_bind(e.kind.as_str())
+                    .push_bind(e.data.to_string())
+                    .push_bind(i64::from(e.shopper_visible))
+                    .push_bind(c.agent_id.as_ref().map(|a| a.as_str().to_string()))
+                    .push_bind(c.ticket.as_ref().map(|t| t.team.clone()))
+                    .push_bind(now);
+            });
+            insert.push(" RETURNING seq");
+            let seqs: Vec<i64> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
+            committed.last_seq = seqs.into_iter().max().unwrap_or(0);
         }
         tx.commit().await?;
         Ok(committed)
