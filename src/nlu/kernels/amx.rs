@@ -1,12 +1,13 @@
-//! The int8 matrix product on Intel AMX tiles (`tdpbusd`: a 16 × 64 u8 tile times a 64 × 16
+//! The int8 matrix product on Intel AMX tiles (`tdpbssd`: a 16 × 64 i8 tile times a 64 × 16
 //! i8 tile into 16 × 16 i32 in one instruction, 16 times the multiply-adds of a VNNI one).
 //!
 //! The arithmetic is exactly the VNNI kernel's and the scalar path's: per block of [`KB`]
-//! inputs the tile unit forms the integer sums, and AVX-512 then subtracts the offset's
-//! contribution, converts, and adds `sum × (weight scale × row scale)` into each output in
-//! block order, so all three paths give the same bits. The packed weights need no new layout:
+//! inputs the tile unit forms the integer sums (of the rows as signed bytes, which equal the
+//! others' offset-corrected sums), and AVX-512 then converts and adds
+//! `sum × (weight scale × row scale)` into each output in block order, so all three paths
+//! give the same bits. The packed weights need no new layout:
 //! a panel's block (16 outputs × 64 inputs, 4 inputs per output consecutive) is already the
-//! 16-row, 64-byte B tile `tdpbusd` takes, and a block of 16 quantised token rows is its A tile
+//! 16-row, 64-byte B tile `tdpbssd` takes, and a block of 16 quantised token rows is its A tile
 //! read with the row stride. [`super::quantize_rows`] pads the rows to a whole tile so the last
 //! A tile never reads past the buffer.
 //!
@@ -91,6 +92,8 @@ static CONFIG: TileConfig = {
 thread_local! {
     /// Tile sums of one row tile: `[block in chunk][panel][row][lane]`.
     static SCRATCH: RefCell<Vec<i32>> = const { RefCell::new(Vec::new()) };
+    /// The token rows as signed bytes (the stored byte − 128).
+    static SIGNED: RefCell<Vec<i8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// `out (m × n_pad) = x · Wᵀ + bias`. Tiles: tmm0–3 the four panels' sums, tmm4 the token
@@ -107,60 +110,70 @@ pub(super) unsafe fn gemm(x: &QuantRows, w: &PackedMatrix, out: &mut [f32]) {
     let panel_stride = KB * NR;
     let tile_i32 = MT * NR;
     SCRATCH.with(|scratch| {
-        let mut scratch = scratch.borrow_mut();
-        scratch.resize(KC * NV * tile_i32, 0);
-        let sp = scratch.as_mut_ptr();
-        // SAFETY (whole body): the caller's contract bounds every tile load (the A tile's 16
-        // rows lie in the padded `x.data`, a B tile is one panel's block of 1 KB inside
-        // `w.data`) and every tile store (one 1 KB slot of `scratch`); the combine loop reads
-        // only what was stored and writes rows below `m` of `out`.
-        unsafe {
-            asm!("ldtilecfg [{}]", in(reg) &CONFIG, options(nostack, readonly));
-            for nt in (0..w.n_pad).step_by(NR * NV) {
-                let wp = w.data.as_ptr().add(nt * w.k_pad);
-                for mt in (0..m).step_by(MT) {
-                    let rows = (m - mt).min(MT);
-                    for b0 in (0..blocks).step_by(KC) {
-                        let b1 = (b0 + KC).min(blocks);
-                        for b in b0..b1 {
-                            let a = x.data.as_ptr().add(mt * x.k_pad + b * KB);
-                            let bp = wp.add(b * KB * NR * NV);
-                            let c = sp.add((b - b0) * NV * tile_i32);
-                            asm!(
-                                "tileloadd tmm4, [{a} + {sa}]",
-                                "tilezero tmm0",
-                                "tilezero tmm1",
-                                "tilezero tmm2",
-                                "tilezero tmm3",
-                                "tileloadd tmm5, [{w0} + {s64}]",
-                                "tileloadd tmm6, [{w1} + {s64}]",
-                                "tileloadd tmm7, [{w2} + {s64}]",
-                                "tdpbusd tmm0, tmm4, tmm5",
-                                "tdpbusd tmm1, tmm4, tmm6",
-                                "tileloadd tmm5, [{w3} + {s64}]",
-                                "tdpbusd tmm2, tmm4, tmm7",
-                                "tdpbusd tmm3, tmm4, tmm5",
-                                "tilestored [{c} + {s64}], tmm0",
-                                "tilestored [{c} + {s64} + 1024], tmm1",
-                                "tilestored [{c} + {s64} + 2048], tmm2",
-                                "tilestored [{c} + {s64} + 3072], tmm3",
-                                a = in(reg) a,
-                                sa = in(reg) x.k_pad,
-                                w0 = in(reg) bp,
-                                w1 = in(reg) bp.add(panel_stride),
-                                w2 = in(reg) bp.add(2 * panel_stride),
-                                w3 = in(reg) bp.add(3 * panel_stride),
-                                c = in(reg) c,
-                                s64 = in(reg) 64usize,
-                                options(nostack),
-                            );
+        SIGNED.with(|signed| {
+            let mut scratch = scratch.borrow_mut();
+            scratch.resize(KC * NV * tile_i32, 0);
+            let sp = scratch.as_mut_ptr();
+            // Rows as signed bytes, so that the tiles multiply i8 × i8 (`tdpbssd`) and give
+            // Σ (a − 128)·w = Σ a·w − 128·Σ w directly: the exact integers the other paths reach
+            // by subtracting the precomputed offset term, with one vector operation less per
+            // output in the combine loop below.
+            let mut signed = signed.borrow_mut();
+            signed.clear();
+            signed.extend(x.data.iter().map(|&b| (b ^ 0x80) as i8));
+            let xs = signed.as_ptr();
+            // SAFETY (whole body): the caller's contract bounds every tile load (the A tile's 16
+            // rows lie in the padded `x.data`, a B tile is one panel's block of 1 KB inside
+            // `w.data`) and every tile store (one 1 KB slot of `scratch`); the combine loop reads
+            // only what was stored and writes rows below `m` of `out`.
+            unsafe {
+                asm!("ldtilecfg [{}]", in(reg) &CONFIG, options(nostack, readonly));
+                for nt in (0..w.n_pad).step_by(NR * NV) {
+                    let wp = w.data.as_ptr().add(nt * w.k_pad);
+                    for mt in (0..m).step_by(MT) {
+                        let rows = (m - mt).min(MT);
+                        for b0 in (0..blocks).step_by(KC) {
+                            let b1 = (b0 + KC).min(blocks);
+                            for b in b0..b1 {
+                                let a = xs.add(mt * x.k_pad + b * KB);
+                                let bp = wp.add(b * KB * NR * NV);
+                                let c = sp.add((b - b0) * NV * tile_i32);
+                                asm!(
+                                    "tileloadd tmm4, [{a} + {sa}]",
+                                    "tilezero tmm0",
+                                    "tilezero tmm1",
+                                    "tilezero tmm2",
+                                    "tilezero tmm3",
+                                    "tileloadd tmm5, [{w0} + {s64}]",
+                                    "tileloadd tmm6, [{w1} + {s64}]",
+                                    "tileloadd tmm7, [{w2} + {s64}]",
+                                    "tdpbssd tmm0, tmm4, tmm5",
+                                    "tdpbssd tmm1, tmm4, tmm6",
+                                    "tileloadd tmm5, [{w3} + {s64}]",
+                                    "tdpbssd tmm2, tmm4, tmm7",
+                                    "tdpbssd tmm3, tmm4, tmm5",
+                                    "tilestored [{c} + {s64}], tmm0",
+                                    "tilestored [{c} + {s64} + 1024], tmm1",
+                                    "tilestored [{c} + {s64} + 2048], tmm2",
+                                    "tilestored [{c} + {s64} + 3072], tmm3",
+                                    a = in(reg) a,
+                                    sa = in(reg) x.k_pad,
+                                    w0 = in(reg) bp,
+                                    w1 = in(reg) bp.add(panel_stride),
+                                    w2 = in(reg) bp.add(2 * panel_stride),
+                                    w3 = in(reg) bp.add(3 * panel_stride),
+                                    c = in(reg) c,
+                                    s64 = in(reg) 64usize,
+                                    options(nostack),
+                                );
+                            }
+                            combine(x, w, out, sp, mt, rows, nt, b0, b1);
                         }
-                        combine(x, w, out, sp, mt, rows, nt, b0, b1);
                     }
                 }
+                asm!("tilerelease", options(nostack, nomem));
             }
-            asm!("tilerelease", options(nostack, nomem));
-        }
+        })
     });
 }
 
@@ -202,11 +215,9 @@ unsafe fn combine(
                 let sa = _mm512_set1_ps(*x.scales.get_unchecked(row * blocks + b));
                 let tiles = sp.add((b - b0) * NV * tile_i32 + r * NR);
                 let sw = w.scales.as_ptr().add(b * w.n_pad + nt);
-                let cp = w.comp.as_ptr().add(b * w.n_pad + nt);
                 for (v, acc) in acc.iter_mut().enumerate() {
                     let sum = _mm512_loadu_si512(tiles.add(v * tile_i32).cast());
-                    let comp = _mm512_loadu_si512(cp.add(v * NR).cast());
-                    let f = _mm512_cvtepi32_ps(_mm512_sub_epi32(sum, comp));
+                    let f = _mm512_cvtepi32_ps(sum);
                     let scale = _mm512_mul_ps(_mm512_loadu_ps(sw.add(v * NR)), sa);
                     *acc = _mm512_fmadd_ps(f, scale, *acc);
                 }
