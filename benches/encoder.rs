@@ -69,6 +69,20 @@ fn main() -> anyhow::Result<()> {
             (texts.len() as f64 / start.elapsed().as_secs_f64()).into();
     }
 
+    // A checksum of the product messages' embeddings, bit for bit: kernels that claim the
+    // same numerics (SWITCHBOARD_KERNELS=vnni, scalar, or the default) must print the same.
+    {
+        use sha2::Digest;
+        let vectors = encoder.embed(&product, &|_| {})?;
+        let mut h = sha2::Sha256::new();
+        for v in &vectors {
+            for x in v {
+                h.update(x.to_le_bytes());
+            }
+        }
+        report["embeddings_sha256"] = format!("{:x}", h.finalize())[..16].into();
+    }
+
     if encoder.precision() != Precision::F32 {
         let exact = Encoder::load_with(&dir, Precision::F32)?.embed(&product, &|_| {})?;
         let fast = encoder.embed(&product, &|_| {})?;
@@ -99,6 +113,10 @@ fn main() -> anyhow::Result<()> {
                 report[format!("batch_{set}_per_s")].as_f64().unwrap_or(0.0)
             );
         }
+        println!(
+            "embeddings of the product messages, sha256: {}",
+            report["embeddings_sha256"].as_str().unwrap_or("")
+        );
         if let Some(min) = report.get("cosine_to_f32_min") {
             println!(
                 "cosine to the f32 encoder on the product messages: min {:.4}, mean {:.4}",

@@ -556,8 +556,14 @@ mod avx512 {
         }
     }
 
+    /// Queries computed together: their chains of vector updates are independent, so the
+    /// CPU overlaps them, and the key and value rows are loaded once for all of them.
+    const QB: usize = 4;
+
     /// The scalar path's algorithm (transposed keys, scores as vector updates over keys,
-    /// context as vector updates over the head's dimensions) in 16-lane vectors.
+    /// context as vector updates over the head's dimensions) in 16-lane vectors, [`QB`]
+    /// queries at a time. Each query's own operations and their order are the same as one
+    /// query at a time, so the result does not depend on the grouping.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma")]
     pub(super) unsafe fn attention(
         qkv: &[f32],
@@ -568,58 +574,118 @@ mod avx512 {
         scratch: &mut Vec<f32>,
     ) {
         let h = heads * head_dim;
-        let width = 3 * h;
-        let scale = 1.0 / (head_dim as f32).sqrt();
-        // Keys transposed, then one row of scores, each padded to whole vectors.
+        // Keys transposed, then a row of scores per query of a group, each padded to whole
+        // vectors.
         let tp = t.div_ceil(16) * 16;
         scratch.clear();
-        scratch.resize(head_dim * tp + tp, 0.0);
+        scratch.resize(head_dim * tp + QB * tp, 0.0);
         let (kt, scores) = scratch.split_at_mut(head_dim * tp);
         for head in 0..heads {
             let qo = head * head_dim;
             let ko = h + qo;
-            let vo = 2 * h + qo;
             for j in 0..t {
                 for d in 0..head_dim {
-                    kt[d * tp + j] = qkv[j * width + ko + d];
+                    kt[d * tp + j] = qkv[j * 3 * h + ko + d];
                 }
             }
-            for i in 0..t {
-                let q = &qkv[i * width + qo..i * width + qo + head_dim];
-                // SAFETY (block): `kt` rows and `scores` are `tp` long, a multiple of 16;
-                // loads of value rows and stores to `ctx` are masked to `head_dim`.
-                unsafe {
-                    let mut vmax = _mm512_set1_ps(f32::NEG_INFINITY);
-                    for off in (0..tp).step_by(16) {
-                        let mut acc = _mm512_setzero_ps();
-                        for (d, &qd) in q.iter().enumerate() {
-                            let k = _mm512_loadu_ps(kt.as_ptr().add(d * tp + off));
-                            acc = _mm512_fmadd_ps(_mm512_set1_ps(qd * scale), k, acc);
-                        }
-                        _mm512_storeu_ps(scores.as_mut_ptr().add(off), acc);
-                        vmax = _mm512_mask_max_ps(vmax, mask_for(t, off), vmax, acc);
+            let shape = Shape {
+                t,
+                tp,
+                h,
+                head_dim,
+                qo,
+            };
+            let mut i = 0;
+            while i + QB <= t {
+                // SAFETY: queries i..i+QB exist; buffers are sized above.
+                unsafe { queries::<QB>(qkv, kt, scores, ctx, &shape, i) };
+                i += QB;
+            }
+            // SAFETY: as above, for the remaining queries.
+            unsafe {
+                match t - i {
+                    3 => queries::<3>(qkv, kt, scores, ctx, &shape, i),
+                    2 => queries::<2>(qkv, kt, scores, ctx, &shape, i),
+                    1 => queries::<1>(qkv, kt, scores, ctx, &shape, i),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// One head's sizes and offsets.
+    struct Shape {
+        t: usize,
+        tp: usize,
+        h: usize,
+        head_dim: usize,
+        qo: usize,
+    }
+
+    /// Attention of queries `i0..i0 + Q` of one head.
+    // `d` and `j` index several arrays at once (keys, each query, values).
+    #[allow(clippy::needless_range_loop)]
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma")]
+    unsafe fn queries<const Q: usize>(
+        qkv: &[f32],
+        kt: &[f32],
+        scores: &mut [f32],
+        ctx: &mut [f32],
+        s: &Shape,
+        i0: usize,
+    ) {
+        let (t, tp, h, head_dim, qo) = (s.t, s.tp, s.h, s.head_dim, s.qo);
+        let width = 3 * h;
+        let vo = 2 * h + qo;
+        let scale = 1.0 / (head_dim as f32).sqrt();
+        let q: [&[f32]; Q] = std::array::from_fn(|u| {
+            let r = (i0 + u) * width + qo;
+            &qkv[r..r + head_dim]
+        });
+        // SAFETY (block): `kt` rows and each query's `scores` row are `tp` long, a multiple
+        // of 16; loads of value rows and stores to `ctx` are masked to `head_dim`.
+        unsafe {
+            let mut vmax = [_mm512_set1_ps(f32::NEG_INFINITY); Q];
+            for off in (0..tp).step_by(16) {
+                let mut acc = [_mm512_setzero_ps(); Q];
+                for d in 0..head_dim {
+                    let k = _mm512_loadu_ps(kt.as_ptr().add(d * tp + off));
+                    for u in 0..Q {
+                        acc[u] = _mm512_fmadd_ps(_mm512_set1_ps(q[u][d] * scale), k, acc[u]);
                     }
-                    let max = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
-                    let mut vsum = _mm512_setzero_ps();
-                    for off in (0..tp).step_by(16) {
-                        let m = mask_for(t, off);
-                        let s = _mm512_loadu_ps(scores.as_ptr().add(off));
-                        let e = _mm512_maskz_mov_ps(m, exp16(_mm512_sub_ps(s, max)));
-                        _mm512_storeu_ps(scores.as_mut_ptr().add(off), e);
-                        vsum = _mm512_add_ps(vsum, e);
+                }
+                for u in 0..Q {
+                    _mm512_storeu_ps(scores.as_mut_ptr().add(u * tp + off), acc[u]);
+                    vmax[u] = _mm512_mask_max_ps(vmax[u], mask_for(t, off), vmax[u], acc[u]);
+                }
+            }
+            let mut inv = [0f32; Q];
+            for u in 0..Q {
+                let max = _mm512_set1_ps(_mm512_reduce_max_ps(vmax[u]));
+                let mut vsum = _mm512_setzero_ps();
+                for off in (0..tp).step_by(16) {
+                    let m = mask_for(t, off);
+                    let p = scores.as_mut_ptr().add(u * tp + off);
+                    let e = _mm512_maskz_mov_ps(m, exp16(_mm512_sub_ps(_mm512_loadu_ps(p), max)));
+                    _mm512_storeu_ps(p, e);
+                    vsum = _mm512_add_ps(vsum, e);
+                }
+                inv[u] = 1.0 / _mm512_reduce_add_ps(vsum);
+            }
+            for off in (0..head_dim).step_by(16) {
+                let m = mask_for(head_dim, off);
+                let mut acc = [_mm512_setzero_ps(); Q];
+                for j in 0..t {
+                    let v = _mm512_maskz_loadu_ps(m, qkv.as_ptr().add(j * width + vo + off));
+                    for u in 0..Q {
+                        let p = *scores.get_unchecked(u * tp + j) * inv[u];
+                        acc[u] = _mm512_fmadd_ps(_mm512_set1_ps(p), v, acc[u]);
                     }
-                    let inv = 1.0 / _mm512_reduce_add_ps(vsum);
-                    let c = ctx.as_mut_ptr().add(i * h + qo);
-                    for off in (0..head_dim).step_by(16) {
-                        let m = mask_for(head_dim, off);
-                        let mut acc = _mm512_setzero_ps();
-                        for (j, &p) in scores[..t].iter().enumerate() {
-                            let v =
-                                _mm512_maskz_loadu_ps(m, qkv.as_ptr().add(j * width + vo + off));
-                            acc = _mm512_fmadd_ps(_mm512_set1_ps(p * inv), v, acc);
-                        }
-                        _mm512_mask_storeu_ps(c.add(off), m, acc);
-                    }
+                }
+                for (u, acc) in acc.iter().enumerate() {
+                    let c = ctx.as_mut_ptr().add((i0 + u) * h + qo + off);
+                    _mm512_mask_storeu_ps(c, m, *acc);
                 }
             }
         }
