@@ -8,11 +8,14 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-pip \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
+COPY benches ./benches
 COPY migrations ./migrations
+COPY config ./config
+COPY web ./web
 COPY kb ./kb
-RUN cargo build --release --locked
+RUN cargo build --release --locked --bin switchboard
 COPY intents ./intents
 COPY training-data ./training-data
 COPY demo ./demo

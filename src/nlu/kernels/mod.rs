@@ -1019,6 +1019,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_arch = "x86_64")]
     fn simd_product_equals_scalar_path() {
         if !level().avx512() {
             return;
