@@ -691,22 +691,87 @@ mod avx512 {
         }
     }
 
-    /// `out[r] = rows[r] · query` for each row of `rows` (`query.len()` wide).
+    /// `R` rows times `Q` queries, `dim` wide: each of the `R × Q` dot products is its own
+    /// chain of vector updates in the same order (then one horizontal sum), so grouping
+    /// changes no bit of a result; the chains overlap, and each row and query vector is
+    /// loaded once per block instead of once per pair.
+    ///
+    /// # Safety
+    /// Every pointer addresses `dim` readable floats.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma")]
+    unsafe fn dot_block<const R: usize, const Q: usize>(
+        rows: [*const f32; R],
+        queries: [*const f32; Q],
+        dim: usize,
+    ) -> [[f32; Q]; R] {
+        let mut acc = [[_mm512_setzero_ps(); Q]; R];
+        for off in (0..dim).step_by(16) {
+            let m = mask_for(dim, off);
+            // SAFETY: masked to `0..dim` of each (the caller's contract).
+            unsafe {
+                let q: [__m512; Q] =
+                    std::array::from_fn(|u| _mm512_maskz_loadu_ps(m, queries[u].add(off)));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let a = _mm512_maskz_loadu_ps(m, rows[r].add(off));
+                    for (acc, q) in acc.iter_mut().zip(&q) {
+                        *acc = _mm512_fmadd_ps(a, *q, *acc);
+                    }
+                }
+            }
+        }
+        acc.map(|row| row.map(|a| _mm512_reduce_add_ps(a)))
+    }
+
+    /// `out[r] = rows[r] · query` for each row of `rows` (`query.len()` wide), four rows at
+    /// a time.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma")]
     pub(super) unsafe fn dot_rows(rows: &[f32], query: &[f32], out: &mut [f32]) {
         let dim = query.len();
-        for (row, o) in rows.chunks_exact(dim).zip(out.iter_mut()) {
-            let mut acc = _mm512_setzero_ps();
-            for off in (0..dim).step_by(16) {
-                let m = mask_for(dim, off);
-                // SAFETY: masked to `0..dim` of both.
-                unsafe {
-                    let a = _mm512_maskz_loadu_ps(m, row.as_ptr().add(off));
-                    let b = _mm512_maskz_loadu_ps(m, query.as_ptr().add(off));
-                    acc = _mm512_fmadd_ps(a, b, acc);
+        let q = [query.as_ptr()];
+        let mut r = 0;
+        // SAFETY (block): rows r..r+4 (or r) exist: `out.len() × dim == rows.len()`.
+        unsafe {
+            while r + 4 <= out.len() {
+                let p = std::array::from_fn(|i| rows.as_ptr().add((r + i) * dim));
+                for (o, v) in out[r..r + 4].iter_mut().zip(dot_block::<4, 1>(p, q, dim)) {
+                    *o = v[0];
+                }
+                r += 4;
+            }
+            for (i, o) in out.iter_mut().enumerate().skip(r) {
+                *o = dot_block::<1, 1>([rows.as_ptr().add(i * dim)], q, dim)[0][0];
+            }
+        }
+    }
+
+    /// `out[q × n + r] = rows[r] · queries[q]`, each row against four queries at a time.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma")]
+    pub(super) unsafe fn dot_rows_batch(
+        rows: &[f32],
+        queries: &[f32],
+        dim: usize,
+        out: &mut [f32],
+    ) {
+        let n = rows.len() / dim;
+        let b = queries.len() / dim;
+        let qp = |q: usize| queries.as_ptr().wrapping_add(q * dim);
+        // SAFETY (block): row r < n and queries < b exist (the caller checked the shapes).
+        unsafe {
+            for r in 0..n {
+                let row = [rows.as_ptr().add(r * dim)];
+                let mut q = 0;
+                while q + 4 <= b {
+                    let v = dot_block::<1, 4>(row, std::array::from_fn(|u| qp(q + u)), dim);
+                    for (u, v) in v[0].iter().enumerate() {
+                        out[(q + u) * n + r] = *v;
+                    }
+                    q += 4;
+                }
+                for q in q..b {
+                    out[q * n + r] = dot_block::<1, 1>(row, [qp(q)], dim)[0][0];
                 }
             }
-            *o = _mm512_reduce_add_ps(acc);
         }
     }
 }
@@ -740,11 +805,22 @@ pub fn dot_rows_batch(rows: &[f32], queries: &[f32], dim: usize, out: &mut [f32]
     assert_eq!(rows.len(), n * dim, "rows is not n × dim");
     assert_eq!(queries.len(), b * dim, "queries is not b × dim");
     assert_eq!(out.len(), b * n, "out is not b × n");
-    for (r, row) in rows.chunks_exact(dim.max(1)).enumerate() {
-        for (q, query) in queries.chunks_exact(dim.max(1)).enumerate() {
-            let mut one = [0f32];
-            dot_rows(row, query, &mut one);
-            out[q * n + r] = one[0];
+    if dim == 0 {
+        out.fill(0.0);
+        return;
+    }
+    match level() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `level` checked the CPU features; shapes checked above.
+        l if l.avx512() => unsafe { avx512::dot_rows_batch(rows, queries, dim, out) },
+        _ => {
+            for (r, row) in rows.chunks_exact(dim).enumerate() {
+                for (q, query) in queries.chunks_exact(dim).enumerate() {
+                    let mut one = [0f32];
+                    dot_rows(row, query, &mut one);
+                    out[q * n + r] = one[0];
+                }
+            }
         }
     }
 }
@@ -1160,10 +1236,21 @@ mod tests {
         let query = pseudo_random(21, 15);
         let mut out = vec![0f32; 37];
         dot_rows(&rows, &query, &mut out);
-        let queries: Vec<f32> = [query.clone(), pseudo_random(21, 16)].concat();
-        let mut batch = vec![0f32; 2 * 37];
+        // Six queries: a block of four and two alone; each score bit for bit as alone.
+        let queries: Vec<f32> = [query.clone(), pseudo_random(5 * 21, 16)].concat();
+        let mut batch = vec![0f32; 6 * 37];
         dot_rows_batch(&rows, &queries, 21, &mut batch);
         assert_eq!(&batch[..37], &out[..]);
+        for (q, query) in queries.chunks(21).enumerate() {
+            let mut alone = vec![0f32; 37];
+            dot_rows(&rows, query, &mut alone);
+            assert_eq!(&batch[q * 37..(q + 1) * 37], &alone[..], "query {q}");
+            for (r, row) in rows.chunks(21).enumerate() {
+                let mut one = [0f32];
+                dot_rows(row, query, &mut one);
+                assert_eq!(one[0], alone[r], "row {r} alone");
+            }
+        }
         for (row, o) in rows.chunks(21).zip(&out) {
             let want: f32 = row.iter().zip(&query).map(|(a, b)| a * b).sum();
             assert!((o - want).abs() < 1e-5);
