@@ -30,7 +30,7 @@ const NV: usize = 4;
 const ROW_TILE: usize = 16;
 
 /// Which code path the kernels take on this CPU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
     /// Plain Rust, any CPU.
     Scalar,
@@ -52,7 +52,10 @@ pub fn level() -> Level {
     static LEVEL: OnceLock<Level> = OnceLock::new();
     *LEVEL.get_or_init(|| match std::env::var("SWITCHBOARD_KERNELS").as_deref() {
         Ok("scalar") => Level::Scalar,
-        Ok("vnni") => detect().min(Level::Avx512Vnni),
+        Ok("vnni") => match detect() {
+            Level::Avx512Amx => Level::Avx512Vnni,
+            other => other,
+        },
         _ => detect(),
     })
 }
